@@ -11,3 +11,4 @@
 pub mod money;
 
 pub use money::{Money, MoneyError};
+pub mod records;
