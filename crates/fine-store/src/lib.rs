@@ -1,0 +1,215 @@
+//! The state of the sync behind one trait.
+//!
+//! Stages never write record by record. Each stage reads what it needs
+//! (the ledger of a fine, the payment records of a file), computes with the
+//! pure rules of `sync-core` what must change, and hands the store one
+//! [`ChangeSet`] that is written all-or-nothing. A crash therefore leaves
+//! the store either before or after a stage's step, never half-way, and a
+//! re-run recomputes the same changes from the same inputs. Records are
+//! upserted by their natural keys (fine id, Alma transaction key, Bursar
+//! reference and number, export sequence, payment key), so applying the
+//! same change set twice is harmless.
+//!
+//! Two implementations pass one conformance suite: MongoDB for production
+//! and an embedded SQLite file, the zero-setup default.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sync_core::records::{
+    AlmaTransaction, BursarAccountLine, BursarTransaction, Export, Fine, FineId, Job, JobKind,
+    LoanId, Patron, PatronId, PaymentRecord,
+};
+
+/// Everything the store holds about one fine.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FineLedger {
+    pub fine: Fine,
+    /// In creation order (then by key, for equal times).
+    pub alma: Vec<AlmaTransaction>,
+    /// Normally exactly one; none for a standalone credit fine.
+    pub lines: Vec<BursarAccountLine>,
+    /// Ordered by reference, then by `n`.
+    pub bursar: Vec<BursarTransaction>,
+}
+
+/// Records to upsert, by natural key, in one all-or-nothing write.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeSet {
+    /// By patron id.
+    pub patrons: Vec<Patron>,
+    /// By fine id.
+    pub fines: Vec<Fine>,
+    /// By [`AlmaTransaction::key`].
+    pub alma_transactions: Vec<AlmaTransaction>,
+    /// By reference.
+    pub account_lines: Vec<BursarAccountLine>,
+    /// By (reference, n).
+    pub bursar_transactions: Vec<BursarTransaction>,
+}
+
+impl ChangeSet {
+    pub fn is_empty(&self) -> bool {
+        self.patrons.is_empty()
+            && self.fines.is_empty()
+            && self.alma_transactions.is_empty()
+            && self.account_lines.is_empty()
+            && self.bursar_transactions.is_empty()
+    }
+}
+
+/// A Bursar transaction with what its file line needs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportItem {
+    pub transaction: BursarTransaction,
+    pub line: BursarAccountLine,
+}
+
+/// Every record of the store, for backups. Collections are ordered by
+/// their natural keys so that two dumps of equal stores are equal.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreDump {
+    pub patrons: Vec<Patron>,
+    pub fines: Vec<Fine>,
+    pub alma_transactions: Vec<AlmaTransaction>,
+    pub account_lines: Vec<BursarAccountLine>,
+    pub bursar_transactions: Vec<BursarTransaction>,
+    pub exports: Vec<Export>,
+    pub payments: Vec<PaymentRecord>,
+    pub jobs: Vec<Job>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store cannot be reached or refused the operation.
+    #[error("store {store} unavailable during {operation}: {message}; check that the database is running and the setting `store` points at it")]
+    Unavailable {
+        store: String,
+        operation: &'static str,
+        message: String,
+    },
+    /// A stored record could not be read back (edited by hand, or written
+    /// by a newer version).
+    #[error("store {store}: record {record} is unreadable: {message}")]
+    Corrupt {
+        store: String,
+        record: String,
+        message: String,
+    },
+    /// The embedded store's file was written by a newer version of the
+    /// tool than this one.
+    #[error("store {store} has schema version {found}, this tool knows up to {supported}; upgrade alma-bursar-sync")]
+    SchemaTooNew {
+        store: String,
+        found: u32,
+        supported: u32,
+    },
+    /// The caller asked for something that contradicts the stored state,
+    /// e.g. committing an export whose sequence number is taken.
+    #[error("store {store}: {message}")]
+    Conflict { store: String, message: String },
+}
+
+/// What a new export commits (SPEC 5.2): the export record, the account
+/// lines whose first charge sets their billing, and the keys of the
+/// pending-export Bursar transactions it takes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportCommit {
+    pub export: Export,
+    pub billed_lines: Vec<BursarAccountLine>,
+    /// (reference, n) of every Bursar transaction in the export.
+    pub transactions: Vec<(FineId, u32)>,
+}
+
+/// The state of the sync, as the stages need it.
+#[async_trait]
+pub trait FineStore: Send + Sync {
+    /// A short description for messages, e.g. `sqlite:/var/lib/abs/state.db`
+    /// or `mongodb:bursar_sync` (never a password).
+    fn describe(&self) -> String;
+
+    // ---- Direction 1, import (SPEC 4) ----
+
+    /// The stored patrons among `ids`.
+    async fn patrons(&self, ids: &[PatronId]) -> Result<Vec<Patron>, StoreError>;
+
+    /// The ledgers of the stored fines among `ids`, ordered by fine id.
+    async fn ledgers(&self, ids: &[FineId]) -> Result<Vec<FineLedger>, StoreError>;
+
+    /// The ledgers of every fine on these loans, ordered by fine id.
+    async fn ledgers_by_loan(&self, loans: &[LoanId]) -> Result<Vec<FineLedger>, StoreError>;
+
+    /// Which of these credit fine ids are already taken in: stored as a
+    /// fine, or the source of a stored Credit transaction (SPEC 4.5).
+    async fn known_credit_sources(&self, ids: &[FineId]) -> Result<Vec<FineId>, StoreError>;
+
+    /// Writes a stage's changes all-or-nothing.
+    async fn apply(&self, changes: &ChangeSet) -> Result<(), StoreError>;
+
+    // ---- Direction 1, export and send (SPEC 5, 6) ----
+
+    /// Ledgers of every fine with at least one pending Alma transaction,
+    /// ordered by fine id.
+    async fn ledgers_with_pending_alma(&self) -> Result<Vec<FineLedger>, StoreError>;
+
+    /// Every Bursar transaction pending export, with its account line,
+    /// ordered by reference then `n`.
+    async fn pending_export(&self) -> Result<Vec<ExportItem>, StoreError>;
+
+    /// Commits a new export all-or-nothing: stores the export record, sets
+    /// the billing of `billed_lines`, and marks each listed transaction as
+    /// exported in it. Fails with `Conflict` if the sequence number exists
+    /// or a listed transaction is no longer pending.
+    async fn commit_export(&self, commit: &ExportCommit) -> Result<(), StoreError>;
+
+    /// The items of an export, ordered by reference then `n`: what its
+    /// files are rendered from, byte for byte the same on every render.
+    async fn export_items(&self, seq: u64) -> Result<Vec<ExportItem>, StoreError>;
+
+    async fn export(&self, seq: u64) -> Result<Option<Export>, StoreError>;
+
+    /// The export with the highest sequence number.
+    async fn last_export(&self) -> Result<Option<Export>, StoreError>;
+
+    /// Exports not yet sent, oldest first.
+    async fn unsent_exports(&self) -> Result<Vec<Export>, StoreError>;
+
+    /// Every export that carried a transaction of this fine, oldest first.
+    async fn exports_of_fine(&self, id: &FineId) -> Result<Vec<Export>, StoreError>;
+
+    async fn mark_export_sent(&self, seq: u64, at: DateTime<Utc>) -> Result<(), StoreError>;
+
+    // ---- Direction 2, payments (SPEC 7) ----
+
+    /// The stored payment records among `keys`.
+    async fn payment_records(&self, keys: &[String]) -> Result<Vec<PaymentRecord>, StoreError>;
+
+    /// Payment records matched to this fine, oldest first (SPEC 4.7 asks
+    /// whether an Alma payment was posted by Direction 2).
+    async fn payment_records_of_fine(&self, id: &FineId)
+    -> Result<Vec<PaymentRecord>, StoreError>;
+
+    /// Upserts one payment record by key. Durable when it returns: the
+    /// *posting* record must be on disk before the POST to Alma (7.5).
+    async fn put_payment_record(&self, record: &PaymentRecord) -> Result<(), StoreError>;
+
+    // ---- Jobs ----
+
+    /// Records a new job In Progress with the next sequence number.
+    async fn start_job(&self, kind: JobKind, at: DateTime<Utc>) -> Result<Job, StoreError>;
+
+    /// Stores the job's final state (status, finish time, counts, problems).
+    async fn finish_job(&self, job: &Job) -> Result<(), StoreError>;
+
+    /// The most recent job of this kind that succeeded.
+    async fn last_successful_job(&self, kind: JobKind) -> Result<Option<Job>, StoreError>;
+
+    // ---- Backups (SPEC 8) ----
+
+    /// Every record, ordered by natural key.
+    async fn dump(&self) -> Result<StoreDump, StoreError>;
+
+    /// Replaces every record with the dump's, all-or-nothing: a failed
+    /// load leaves the store as it was.
+    async fn load(&self, dump: &StoreDump) -> Result<(), StoreError>;
+}
