@@ -9,6 +9,12 @@
 //! answer back.
 
 pub mod money;
+pub mod records;
+pub mod rules;
 
 pub use money::{Money, MoneyError};
-pub mod records;
+
+#[cfg(test)]
+mod properties;
+#[cfg(test)]
+mod testing;

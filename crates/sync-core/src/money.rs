@@ -26,9 +26,13 @@ pub struct Money(i64);
 pub enum MoneyError {
     #[error("amount is empty; expected a decimal like 12.50")]
     Empty,
-    #[error("amount {input:?} is not a decimal number like 12.50 (digits, one optional '.', optional leading '-')")]
+    #[error(
+        "amount {input:?} is not a decimal number like 12.50 (digits, one optional '.', optional leading '-')"
+    )]
     NotDecimal { input: String },
-    #[error("amount {input:?} has a non-zero digit past the second decimal place; cents are the smallest unit")]
+    #[error(
+        "amount {input:?} has a non-zero digit past the second decimal place; cents are the smallest unit"
+    )]
     SubCent { input: String },
     #[error("amount {input:?} is out of range (more than 100,000,000,000.00 in magnitude)")]
     OutOfRange { input: String },
@@ -223,7 +227,11 @@ mod tests {
             ("9.0", 900),
         ];
         for (input, cents) in cases {
-            assert_eq!(Money::parse(input), Ok(Money::from_cents(cents)), "{input:?}");
+            assert_eq!(
+                Money::parse(input),
+                Ok(Money::from_cents(cents)),
+                "{input:?}"
+            );
         }
     }
 
@@ -245,15 +253,29 @@ mod tests {
             ("$5.00", not_decimal("$5.00")),
             ("5.00 USD", not_decimal("5.00 USD")),
             ("1.2.3", not_decimal("1.2.3")),
-            ("12.505", MoneyError::SubCent { input: "12.505".into() }),
-            ("0.001", MoneyError::SubCent { input: "0.001".into() }),
+            (
+                "12.505",
+                MoneyError::SubCent {
+                    input: "12.505".into(),
+                },
+            ),
+            (
+                "0.001",
+                MoneyError::SubCent {
+                    input: "0.001".into(),
+                },
+            ),
             (
                 "100000000000.01",
-                MoneyError::OutOfRange { input: "100000000000.01".into() },
+                MoneyError::OutOfRange {
+                    input: "100000000000.01".into(),
+                },
             ),
             (
                 "99999999999999999999999",
-                MoneyError::OutOfRange { input: "99999999999999999999999".into() },
+                MoneyError::OutOfRange {
+                    input: "99999999999999999999999".into(),
+                },
             ),
         ];
         for (input, error) in cases {
@@ -269,7 +291,13 @@ mod tests {
 
     #[test]
     fn formats_two_decimals() {
-        let cases = [(6500, "65.00"), (-310, "-3.10"), (5, "0.05"), (-5, "-0.05"), (0, "0.00")];
+        let cases = [
+            (6500, "65.00"),
+            (-310, "-3.10"),
+            (5, "0.05"),
+            (-5, "-0.05"),
+            (0, "0.00"),
+        ];
         for (cents, text) in cases {
             assert_eq!(Money::from_cents(cents).to_string(), text);
         }

@@ -64,7 +64,9 @@ pub struct Patron {
 /// The fee types Alma reports. An unknown type is an error at import (it
 /// names the row), so that a new kind of fee is looked at by a person
 /// before it is billed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// Serialized as the Analytics label, so configuration and stored records
+/// read the way Alma shows them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum FeeType {
     LostItemReplacementFee,
     LostItemProcessFee,
@@ -120,6 +122,19 @@ impl FeeType {
             .into_iter()
             .find(|fee_type| fee_type.label().eq_ignore_ascii_case(wanted))
             .ok_or_else(|| UnknownFeeType(label.to_string()))
+    }
+}
+
+impl Serialize for FeeType {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.label())
+    }
+}
+
+impl<'de> Deserialize<'de> for FeeType {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<FeeType, D::Error> {
+        let label = String::deserialize(deserializer)?;
+        FeeType::from_label(&label).map_err(serde::de::Error::custom)
     }
 }
 
@@ -216,13 +231,15 @@ pub struct AlmaTransaction {
 }
 
 impl AlmaTransaction {
-    /// The transaction's identity in the store: Alma's id, or for a
-    /// synthetic opening transaction a key made from its fine's id (a fine
-    /// has at most one opening transaction).
+    /// The transaction's identity in the store: Alma's id; for a Credit
+    /// made by distributing a credit fine, the credit's and the target
+    /// fine's ids (one share per fine); for a synthetic opening transaction,
+    /// its fine's id (a fine has at most one).
     pub fn key(&self) -> String {
-        match &self.id {
-            Some(id) => id.0.clone(),
-            None => format!("opening:{}", self.fine_id),
+        match (&self.id, &self.source_credit_fine) {
+            (Some(id), _) => id.0.clone(),
+            (None, Some(source)) => format!("credit:{source}:{}", self.fine_id),
+            (None, None) => format!("opening:{}", self.fine_id),
         }
     }
 }
@@ -304,7 +321,9 @@ pub enum PaymentOutcome {
     AlreadyClosed,
     NotFound,
     PatronMismatch,
-    AlmaError { message: String },
+    AlmaError {
+        message: String,
+    },
 }
 
 impl PaymentOutcome {
@@ -415,7 +434,9 @@ mod tests {
             PaymentOutcome::Posting,
             PaymentOutcome::NotFound,
             PaymentOutcome::PatronMismatch,
-            PaymentOutcome::AlmaError { message: "x".into() },
+            PaymentOutcome::AlmaError {
+                message: "x".into(),
+            },
         ];
         assert!(final_ones.iter().all(PaymentOutcome::is_final));
         assert!(!retried.iter().any(PaymentOutcome::is_final));
