@@ -10,8 +10,22 @@
 //! reference and number, export sequence, payment key), so applying the
 //! same change set twice is harmless.
 //!
-//! Two implementations pass one conformance suite: MongoDB for production
-//! and an embedded SQLite file, the zero-setup default.
+//! One rule guards the Bursar from hearing of a charge twice: a Bursar
+//! transaction that went out in an export is frozen. [`FineStore::apply`]
+//! may write it again only unchanged; a change set that would alter it (for
+//! instance put it back to pending) is refused whole with
+//! [`StoreError::Conflict`].
+//!
+//! Two implementations pass one conformance suite (`tests/conformance.rs`):
+//! [`MongoStore`] for production and [`SqliteStore`], an embedded SQLite
+//! file, the zero-setup default. Each module's documentation says how it
+//! keeps the all-or-nothing promise.
+
+mod mongo;
+mod sqlite;
+
+pub use mongo::{MongoConfig, MongoStore};
+pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -82,7 +96,9 @@ pub struct StoreDump {
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The store cannot be reached or refused the operation.
-    #[error("store {store} unavailable during {operation}: {message}; check that the database is running and the setting `store` points at it")]
+    #[error(
+        "store {store} unavailable during {operation}: {message}; check that the database is running and the setting `store` points at it"
+    )]
     Unavailable {
         store: String,
         operation: &'static str,
@@ -98,7 +114,9 @@ pub enum StoreError {
     },
     /// The embedded store's file was written by a newer version of the
     /// tool than this one.
-    #[error("store {store} has schema version {found}, this tool knows up to {supported}; upgrade alma-bursar-sync")]
+    #[error(
+        "store {store} has schema version {found}, this tool knows up to {supported}; upgrade alma-bursar-sync"
+    )]
     SchemaTooNew {
         store: String,
         found: u32,
@@ -130,7 +148,7 @@ pub trait FineStore: Send + Sync {
 
     // ---- Direction 1, import (SPEC 4) ----
 
-    /// The stored patrons among `ids`.
+    /// The stored patrons among `ids`, ordered by id.
     async fn patrons(&self, ids: &[PatronId]) -> Result<Vec<Patron>, StoreError>;
 
     /// The ledgers of the stored fines among `ids`, ordered by fine id.
@@ -141,9 +159,13 @@ pub trait FineStore: Send + Sync {
 
     /// Which of these credit fine ids are already taken in: stored as a
     /// fine, or the source of a stored Credit transaction (SPEC 4.5).
+    /// Ordered by id, each once.
     async fn known_credit_sources(&self, ids: &[FineId]) -> Result<Vec<FineId>, StoreError>;
 
-    /// Writes a stage's changes all-or-nothing.
+    /// Writes a stage's changes all-or-nothing, upserting each record by
+    /// its natural key. Fails with `Conflict`, writing nothing, if the
+    /// change set would alter a Bursar transaction that went out in an
+    /// export (writing it again unchanged is fine).
     async fn apply(&self, changes: &ChangeSet) -> Result<(), StoreError>;
 
     // ---- Direction 1, export and send (SPEC 5, 6) ----
@@ -177,17 +199,18 @@ pub trait FineStore: Send + Sync {
     /// Every export that carried a transaction of this fine, oldest first.
     async fn exports_of_fine(&self, id: &FineId) -> Result<Vec<Export>, StoreError>;
 
+    /// Records the export's sent time. Fails with `Conflict` if there is no
+    /// export with this sequence number.
     async fn mark_export_sent(&self, seq: u64, at: DateTime<Utc>) -> Result<(), StoreError>;
 
     // ---- Direction 2, payments (SPEC 7) ----
 
-    /// The stored payment records among `keys`.
+    /// The stored payment records among `keys`, ordered by key.
     async fn payment_records(&self, keys: &[String]) -> Result<Vec<PaymentRecord>, StoreError>;
 
     /// Payment records matched to this fine, oldest first (SPEC 4.7 asks
     /// whether an Alma payment was posted by Direction 2).
-    async fn payment_records_of_fine(&self, id: &FineId)
-    -> Result<Vec<PaymentRecord>, StoreError>;
+    async fn payment_records_of_fine(&self, id: &FineId) -> Result<Vec<PaymentRecord>, StoreError>;
 
     /// Upserts one payment record by key. Durable when it returns: the
     /// *posting* record must be on disk before the POST to Alma (7.5).
@@ -198,10 +221,12 @@ pub trait FineStore: Send + Sync {
     /// Records a new job In Progress with the next sequence number.
     async fn start_job(&self, kind: JobKind, at: DateTime<Utc>) -> Result<Job, StoreError>;
 
-    /// Stores the job's final state (status, finish time, counts, problems).
+    /// Stores the job's final state (status, finish time, counts, problems),
+    /// by its sequence number.
     async fn finish_job(&self, job: &Job) -> Result<(), StoreError>;
 
-    /// The most recent job of this kind that succeeded.
+    /// The most recent job (highest sequence number) of this kind that
+    /// succeeded.
     async fn last_successful_job(&self, kind: JobKind) -> Result<Option<Job>, StoreError>;
 
     // ---- Backups (SPEC 8) ----
@@ -212,4 +237,56 @@ pub trait FineStore: Send + Sync {
     /// Replaces every record with the dump's, all-or-nothing: a failed
     /// load leaves the store as it was.
     async fn load(&self, dump: &StoreDump) -> Result<(), StoreError>;
+}
+
+/// Puts a ledger's parts in the order [`FineLedger`] documents.
+pub(crate) fn sort_ledger(ledger: &mut FineLedger) {
+    ledger.alma.sort_by_key(|t| (t.created_at, t.key()));
+    ledger.lines.sort_by(|a, b| a.reference.cmp(&b.reference));
+    ledger
+        .bursar
+        .sort_by(|a, b| (&a.reference, a.n).cmp(&(&b.reference, b.n)));
+}
+
+/// Puts every collection of a dump in natural-key order.
+pub(crate) fn sort_dump(dump: &mut StoreDump) {
+    dump.patrons.sort_by(|a, b| a.id.cmp(&b.id));
+    dump.fines.sort_by(|a, b| a.id.cmp(&b.id));
+    dump.alma_transactions.sort_by_key(AlmaTransaction::key);
+    dump.account_lines
+        .sort_by(|a, b| a.reference.cmp(&b.reference));
+    dump.bursar_transactions
+        .sort_by(|a, b| (&a.reference, a.n).cmp(&(&b.reference, b.n)));
+    dump.exports.sort_by_key(|e| e.seq);
+    dump.payments.sort_by(|a, b| a.key.cmp(&b.key));
+    dump.jobs.sort_by_key(|j| j.seq);
+}
+
+/// The name a job kind is stored under (its serde name).
+pub(crate) fn job_kind_name(kind: JobKind) -> &'static str {
+    match kind {
+        JobKind::AlmaImport => "AlmaImport",
+        JobKind::BursExport => "BursExport",
+        JobKind::BursSend => "BursSend",
+        JobKind::BursarPayments => "BursarPayments",
+        JobKind::Backup => "Backup",
+        JobKind::Restore => "Restore",
+    }
+}
+
+/// The name a job status is stored under (its serde name).
+pub(crate) fn job_status_name(status: sync_core::records::JobStatus) -> &'static str {
+    use sync_core::records::JobStatus;
+    match status {
+        JobStatus::InProgress => "InProgress",
+        JobStatus::Success => "Success",
+        JobStatus::Failed => "Failed",
+    }
+}
+
+/// The duplicates in a list of keys, for refusing a commit that lists a
+/// transaction twice.
+pub(crate) fn first_duplicate<T: Ord + Clone>(items: &[T]) -> Option<T> {
+    let mut seen = std::collections::BTreeSet::new();
+    items.iter().find(|item| !seen.insert(*item)).cloned()
 }
