@@ -11,3 +11,12 @@
 
 pub mod export_plan;
 pub mod import_plan;
+
+pub mod error;
+pub mod export;
+pub mod import;
+pub mod jobs;
+pub mod payments;
+pub mod send;
+
+pub use error::StageError;

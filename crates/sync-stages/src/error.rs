@@ -1,0 +1,48 @@
+//! The error of a stage: which step failed, and the library error that
+//! says on what record, file or setting.
+
+use std::path::PathBuf;
+
+use alma_analytics::ReportError;
+use bursar_format::RenderError;
+use fine_store::StoreError;
+use sftp_transport::TransportError;
+
+use crate::export_plan::CommitError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StageError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("reading the Alma Analytics reports failed, nothing was imported: {0}")]
+    Report(#[from] ReportError),
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error("rendering export {export}: {source}")]
+    Render {
+        export: u64,
+        #[source]
+        source: RenderError,
+    },
+    #[error(transparent)]
+    Commit(#[from] CommitError),
+    #[error("{action} {path}: {source}; check the folder setting and its permissions")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("export {export} names file {file} but rendering it gave no lines; the store is inconsistent, look at it with print-last-export")]
+    MissingLines { export: u64, file: String },
+}
+
+impl StageError {
+    pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        StageError::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Direction 2: Bursar payments into Alma (SPEC 7). Being written.
