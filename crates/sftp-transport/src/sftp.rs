@@ -281,7 +281,16 @@ impl SftpDir {
         };
         let folder = resolved.to_string_lossy().into_owned();
         let location = format!("sftp://{}@{}{}", conn.user, conn.server, folder);
-        match conn.sftp.stat(&resolved) {
+        // OpenSSH resolves a path whose last component is missing, so a
+        // missing folder can also first show up here.
+        let mut stat = conn.sftp.stat(&resolved);
+        if let (Err(error), IfMissing::Create) = (&stat, if_missing)
+            && is_no_such_file(error)
+        {
+            create_folders(&conn, &folder)?;
+            stat = conn.sftp.stat(&resolved);
+        }
+        match stat {
             Ok(stat) if stat.is_dir() => {}
             Ok(_) => {
                 return Err(TransportError::NotAFolder {

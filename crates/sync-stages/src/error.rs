@@ -33,7 +33,12 @@ pub enum StageError {
         #[source]
         source: std::io::Error,
     },
-    #[error("export {export} names file {file} but rendering it gave no lines; the store is inconsistent, look at it with print-last-export")]
+    /// A fail point configured by a crash-safety test stopped the stage.
+    #[error("stopped at fail point {0}")]
+    Interrupted(String),
+    #[error(
+        "export {export} names file {file} but rendering it gave no lines; the store is inconsistent, look at it with print-last-export"
+    )]
     MissingLines { export: u64, file: String },
 }
 
@@ -45,4 +50,10 @@ impl StageError {
             source,
         }
     }
+}
+
+/// The error a fail point returns: the stage stops as if the process died
+/// there, before the next committed step.
+pub fn interrupted(point: &str) -> StageError {
+    StageError::Interrupted(point.to_string())
 }

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use bursar_format::{FileSide, Layout, render_file};
 use chrono::{DateTime, NaiveDate, Utc};
+use fail::fail_point;
 use fine_store::FineStore;
 use sftp_transport::{IfMissing, LocalDir, RemoteDir};
 use sync_core::records::{Export, Job, JobKind};
@@ -46,7 +47,10 @@ pub struct ExportOutcome {
 impl JobOutcome for ExportOutcome {
     fn counts(&self) -> Vec<(String, u64)> {
         vec![
-            ("export".to_string(), self.export.as_ref().map_or(0, |e| e.seq)),
+            (
+                "export".to_string(),
+                self.export.as_ref().map_or(0, |e| e.seq),
+            ),
             (
                 "lines".to_string(),
                 self.export.as_ref().map_or(0, |e| e.line_count),
@@ -79,11 +83,17 @@ pub async fn render_export(
         (FileSide::Reversals, &export.reversals_file, reversals),
     ] {
         let Some(name) = name else { continue };
-        let rendered = render_file(&config.layout, &lines, side, export.seq, export.billing_date)
-            .map_err(|source| StageError::Render {
-                export: export.seq,
-                source,
-            })?;
+        let rendered = render_file(
+            &config.layout,
+            &lines,
+            side,
+            export.seq,
+            export.billing_date,
+        )
+        .map_err(|source| StageError::Render {
+            export: export.seq,
+            source,
+        })?;
         let Some(rendered) = rendered else {
             return Err(StageError::MissingLines {
                 export: export.seq,
@@ -141,6 +151,9 @@ pub async fn run_export(
         let ledgers = store.ledgers_with_pending_alma().await?;
         let decisions = plan_decisions(&ledgers, now);
         store.apply(&decisions.changes).await?;
+        fail_point!("export-after-decisions", |_| Err(
+            crate::error::interrupted("export-after-decisions")
+        ));
         let problems = decisions.problems();
         for problem in &problems {
             tracing::warn!(%problem, "fine quarantined");
@@ -156,9 +169,15 @@ pub async fn run_export(
             }
             Some(commit) => {
                 store.commit_export(&commit).await?;
+                fail_point!("export-after-commit", |_| Err(crate::error::interrupted(
+                    "export-after-commit"
+                )));
                 for (name, bytes) in render_export(store, &commit.export, config).await? {
                     let path = write_file_once(&config.exports_dir, &name, &bytes)?;
                     tracing::info!(file = %path.display(), "wrote");
+                    fail_point!("export-after-file", |_| Err(crate::error::interrupted(
+                        "export-after-file"
+                    )));
                 }
                 Some(commit.export)
             }

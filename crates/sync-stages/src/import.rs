@@ -10,14 +10,13 @@ use std::collections::BTreeSet;
 
 use alma_analytics::{Analytics, FineRow, ReportColumns, TransactionRow};
 use chrono::{DateTime, Days, NaiveDate, NaiveDateTime, Utc};
+use fail::fail_point;
 use fine_store::FineStore;
 use sync_core::records::{Fine, Job, JobKind, Patron};
 use sync_core::rules::opening::ReportedTransaction;
 
 use crate::error::StageError;
-use crate::import_plan::{
-    ImportCounts, ImportSettings, KnownState, Problem, Reports, plan_import,
-};
+use crate::import_plan::{ImportCounts, ImportSettings, KnownState, Problem, Reports, plan_import};
 use crate::jobs::{JobOutcome, run_as_job};
 
 /// Where the reports live in the Analytics catalog.
@@ -119,8 +118,9 @@ fn choose_since(
                     .find(|(name, _)| name == FULL_SWEEP_COUNT)
                     .map(|(_, day)| *day)
             });
-            let sweep_due = last_sweep
-                .is_none_or(|day| epoch_day(today).saturating_sub(day) >= u64::from(*full_sweep_days));
+            let sweep_due = last_sweep.is_none_or(|day| {
+                epoch_day(today).saturating_sub(day) >= u64::from(*full_sweep_days)
+            });
             match last {
                 Some(job) if !sweep_due => {
                     let since = job.started_at.naive_utc() - Days::new(u64::from(*overlap_days));
@@ -197,7 +197,11 @@ async fn load_known(store: &dyn FineStore, reports: &Reports) -> Result<KnownSta
     if !loans.is_empty() {
         let loaded: BTreeSet<_> = ledgers.iter().map(|l| l.fine.id.clone()).collect();
         let on_loans = store.ledgers_by_loan(&loans).await?;
-        ledgers.extend(on_loans.into_iter().filter(|l| !loaded.contains(&l.fine.id)));
+        ledgers.extend(
+            on_loans
+                .into_iter()
+                .filter(|l| !loaded.contains(&l.fine.id)),
+        );
     }
     let credit_sources = store
         .known_credit_sources(&reports.credit_fine_ids())
@@ -210,11 +214,16 @@ async fn load_known(store: &dyn FineStore, reports: &Reports) -> Result<KnownSta
         .iter()
         .filter(|t| t.kind == sync_core::records::AlmaTxnType::Payment)
         .map(|t| t.fine_id.clone())
-        .chain(ledgers.iter().filter(|l| {
-            l.alma
+        .chain(
+            ledgers
                 .iter()
-                .any(|t| t.pending && t.kind == sync_core::records::AlmaTxnType::Payment)
-        }).map(|l| l.fine.id.clone()))
+                .filter(|l| {
+                    l.alma
+                        .iter()
+                        .any(|t| t.pending && t.kind == sync_core::records::AlmaTxnType::Payment)
+                })
+                .map(|l| l.fine.id.clone()),
+        )
         .collect();
     for fine in &fines_with_payments {
         payment_records.extend(store.payment_records_of_fine(fine).await?);
@@ -241,7 +250,13 @@ pub async fn run_import(
         let reports = fetch_reports(analytics, config, since).await?;
         let known = load_known(store, &reports).await?;
         let plan = plan_import(&reports, &known, &config.settings, now);
+        fail_point!("import-before-apply", |_| Err(crate::error::interrupted(
+            "import-before-apply"
+        )));
         store.apply(&plan.changes).await?;
+        fail_point!("import-after-apply", |_| Err(crate::error::interrupted(
+            "import-after-apply"
+        )));
         for problem in &plan.problems {
             tracing::warn!(%problem, "import problem");
         }

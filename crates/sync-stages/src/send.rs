@@ -10,6 +10,7 @@
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
+use fail::fail_point;
 use fine_store::FineStore;
 use sftp_transport::{IfMissing, LocalDir, RemoteDir, UploadOutcome};
 use sync_core::records::{Job, JobKind};
@@ -46,7 +47,10 @@ impl JobOutcome for SendOutcome {
             ("exports".to_string(), self.exports.len() as u64),
             ("charge_lines".to_string(), self.charge_lines),
             ("reversal_lines".to_string(), self.reversal_lines),
-            ("files_uploaded".to_string(), self.files_uploaded.len() as u64),
+            (
+                "files_uploaded".to_string(),
+                self.files_uploaded.len() as u64,
+            ),
             (
                 "files_already_present".to_string(),
                 self.files_already_present.len() as u64,
@@ -106,6 +110,7 @@ pub async fn run_send(
                         outcome.files_already_present.push(name.clone());
                     }
                 }
+                fail_point!("send-after-upload", |_| Err(crate::error::interrupted("send-after-upload")));
                 if let Some(archive) = &local_archive {
                     archive.upload_atomic(&local, &name)?;
                 }
@@ -113,7 +118,8 @@ pub async fn run_send(
                     archive.upload_atomic(&local, &name)?;
                 }
             }
-            store.mark_export_sent(export.seq, Utc::now().max(now)).await?;
+            fail_point!("send-before-mark", |_| Err(crate::error::interrupted("send-before-mark")));
+            store.mark_export_sent(export.seq, now).await?;
             tracing::info!(export = export.seq, "sent");
         }
         Ok(outcome)

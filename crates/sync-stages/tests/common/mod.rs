@@ -1,0 +1,366 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+//! Shared by the Direction 1 end-to-end tests: the simulated Alma serving the scenario of
+//! `fixtures/scenarios/direction1`, the real embedded store, and a Bursar
+//! drop folder (local here; over the real SFTP server in one test). Every
+//! test checks the exact files the Bursar receives and what the store
+//! holds.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use alma_analytics::{Analytics, ReportColumns};
+use alma_api::{AlmaClient, AlmaConfig, ApiKey, RetryPolicy};
+use alma_sim::SimulatedAlma;
+use chrono::{DateTime, NaiveDateTime, Utc};
+use fine_store::{FineStore, SqliteStore, StoreDump};
+use sftp_transport::{IfMissing, LocalDir};
+use sync_core::records::FineId;
+use sync_core::rules::payments::DeskPaymentPolicy;
+use sync_stages::StageError;
+use sync_stages::export::{ExportConfig, run_export};
+use sync_stages::export_plan::BillingRules;
+use sync_stages::import::{ImportConfig, ReportPaths, SinceMode, run_import};
+use sync_stages::import_plan::ImportSettings;
+use sync_stages::send::{SendTargets, run_send};
+
+pub const FINES: &str = "/shared/Example University/Reports/Bursar/All Fines";
+pub const TRANSACTIONS: &str = "/shared/Example University/Reports/Bursar/All Transactions";
+pub const BALANCES: &str = "/shared/Example University/Reports/Bursar/All User Balances";
+
+pub fn scenario_day(day: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/scenarios/direction1")
+        .join(day)
+}
+
+pub fn at(text: &str) -> DateTime<Utc> {
+    NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S")
+        .unwrap()
+        .and_utc()
+}
+
+/// One line of the spec's 97-character layout, written from SPEC 5.5's
+/// table: widths 11, 12, 10 (right), 9, 9, 5, 3, 31, joined by a space.
+#[allow(clippy::too_many_arguments)]
+pub fn bursar_line(
+    patron: &str,
+    account: &str,
+    amount: &str,
+    due: &str,
+    billed: &str,
+    term: &str,
+    flag: &str,
+    reference: &str,
+) -> String {
+    let line = format!(
+        "{patron:<11} {account:<12} {amount:>10} {due:<9} {billed:<9} {term:<5} {flag:<3} {reference:<31}"
+    );
+    assert_eq!(line.len(), 97);
+    line + "\n"
+}
+
+pub fn day1_charges() -> String {
+    [
+        bursar_line(
+            "1000001",
+            "531000000002",
+            "15.00",
+            "01252025",
+            "12102024",
+            "2247",
+            "",
+            "2200000001",
+        ),
+        bursar_line(
+            "1000002",
+            "531000000001",
+            "65.00",
+            "01252025",
+            "12102024",
+            "2247",
+            "",
+            "2200000002",
+        ),
+        bursar_line(
+            "1000002",
+            "531000000002",
+            "10.00",
+            "01252025",
+            "12102024",
+            "2247",
+            "",
+            "2200000003",
+        ),
+        bursar_line(
+            "1000003",
+            "531000000002",
+            "20.00",
+            "01252025",
+            "12102024",
+            "2247",
+            "",
+            "2200000004",
+        ),
+        bursar_line(
+            "1000005",
+            "531000000002",
+            "8.00",
+            "01252025",
+            "12102024",
+            "2247",
+            "",
+            "2200000006",
+        ),
+        bursar_line(
+            "1000006",
+            "531000000005",
+            "12.00",
+            "01252025",
+            "12102024",
+            "2247",
+            "",
+            "2200000007",
+        ),
+    ]
+    .concat()
+}
+
+pub fn day2_reversals(desk_reversal: bool) -> String {
+    let mut lines = vec![
+        bursar_line(
+            "1000002",
+            "531000000001",
+            "65.00",
+            "",
+            "",
+            "2247",
+            "Y",
+            "2200000002",
+        ),
+        bursar_line(
+            "1000002",
+            "531000000002",
+            "5.00",
+            "",
+            "",
+            "2247",
+            "Y",
+            "2200000003",
+        ),
+        bursar_line(
+            "1000003",
+            "531000000002",
+            "20.00",
+            "",
+            "",
+            "2247",
+            "Y",
+            "2200000004",
+        ),
+    ];
+    if desk_reversal {
+        lines.push(bursar_line(
+            "1000005",
+            "531000000002",
+            "8.00",
+            "",
+            "",
+            "2247",
+            "Y",
+            "2200000006",
+        ));
+    }
+    lines.concat()
+}
+
+pub struct Rig {
+    pub sim: SimulatedAlma,
+    pub store: SqliteStore,
+    pub _root: tempfile::TempDir,
+    pub root: PathBuf,
+    pub import: ImportConfig,
+    pub export: ExportConfig,
+    pub analytics: Analytics,
+}
+
+impl Rig {
+    pub async fn new(desk: DeskPaymentPolicy) -> Rig {
+        let sim = SimulatedAlma::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        let store = SqliteStore::open(root.join("state.db")).unwrap();
+        let mut alma = AlmaConfig::new(sim.uri(), ApiKey::new("l8xx-REHEARSAL"));
+        alma.requests_per_second = 1000;
+        alma.retry = RetryPolicy {
+            max_attempts: 2,
+            base_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(2),
+            still_preparing_delay: Duration::from_millis(1),
+            still_preparing_attempts: 2,
+            per_second_429_delay: Duration::from_millis(1),
+            per_second_429_attempts: 2,
+        };
+        let analytics = Analytics::new(AlmaClient::new(alma).unwrap());
+        let import = ImportConfig {
+            paths: ReportPaths {
+                fines: FINES.into(),
+                transactions: TRANSACTIONS.into(),
+                balances: BALANCES.into(),
+            },
+            columns: ReportColumns::default(),
+            since: SinceMode::default(),
+            settings: ImportSettings {
+                ignored_fines: [FineId::new("2200000008")].into(),
+                desk_payments: desk,
+                ..ImportSettings::default()
+            },
+        };
+        let export = ExportConfig {
+            layout: bursar_format::Layout::default(),
+            billing: BillingRules::default(),
+            exports_dir: root.join("exports"),
+        };
+        Rig {
+            sim,
+            store,
+            _root: dir,
+            root,
+            import,
+            export,
+            analytics,
+        }
+    }
+
+    pub fn serve(&self, day: &str) {
+        let dir = scenario_day(day);
+        // Small pages so every report spans several.
+        self.sim
+            .serve_report_csv(FINES, &dir.join("fines.csv"), 4)
+            .unwrap();
+        self.sim
+            .serve_report_csv(TRANSACTIONS, &dir.join("transactions.csv"), 3)
+            .unwrap();
+        self.sim
+            .serve_report_csv(BALANCES, &dir.join("balances.csv"), 5)
+            .unwrap();
+    }
+
+    pub fn folder(&self, name: &str) -> LocalDir {
+        LocalDir::open(self.root.join(name), IfMissing::Create).unwrap()
+    }
+
+    pub async fn import(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<sync_stages::import::ImportOutcome, StageError> {
+        run_import(&self.store, &self.analytics, &self.import, now)
+            .await
+            .map(|(_, outcome)| outcome)
+    }
+
+    pub async fn export(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<sync_stages::export::ExportOutcome, StageError> {
+        run_export(&self.store, &self.export, now.date_naive(), now)
+            .await
+            .map(|(_, outcome)| outcome)
+    }
+
+    pub async fn send(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<sync_stages::send::SendOutcome, StageError> {
+        let bursar = self.folder("bursar");
+        let archive = self.folder("remote-archive");
+        let targets = SendTargets {
+            bursar: &bursar,
+            remote_archive: Some(&archive),
+            local_archive: Some(self.root.join("archive")),
+        };
+        run_send(&self.store, &self.export, &targets, now)
+            .await
+            .map(|(_, outcome)| outcome)
+    }
+
+    pub async fn day(&self, day: &str, now: DateTime<Utc>) {
+        self.serve(day);
+        self.import(now).await.unwrap();
+        self.export(now).await.unwrap();
+        self.send(now).await.unwrap();
+    }
+
+    /// The files in a folder, by name.
+    pub fn files(&self, folder: &str) -> Vec<(String, String)> {
+        let mut files: Vec<(String, String)> = std::fs::read_dir(self.root.join(folder))
+            .map(|entries| {
+                entries
+                    .map(|e| e.unwrap())
+                    .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                    .map(|e| {
+                        (
+                            e.file_name().to_string_lossy().into_owned(),
+                            std::fs::read_to_string(e.path()).unwrap(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        files.sort();
+        files
+    }
+
+    /// The store without the jobs (their times and counts differ between
+    /// an interrupted and a clean run by design).
+    pub async fn records(&self) -> StoreDump {
+        StoreDump {
+            jobs: Vec::new(),
+            ..self.store.dump().await.unwrap()
+        }
+    }
+}
+
+pub const DAY1: &str = "2024-12-10T12:00:00";
+pub const DAY2: &str = "2025-01-06T12:00:00";
+
+/// The SFTP test server's settings from `.test-services/env`, a fresh
+/// folder per call; None (skipped loudly) without them, a failure in CI.
+pub fn sftp_config() -> Option<sftp_transport::SftpConfig> {
+    let var = |name: &str| std::env::var(name).ok();
+    let (Some(host), Some(port), Some(user), Some(key), Some(known_hosts), Some(root)) = (
+        var("ABS_TEST_SFTP_HOST"),
+        var("ABS_TEST_SFTP_PORT"),
+        var("ABS_TEST_SFTP_USER"),
+        var("ABS_TEST_SFTP_KEY"),
+        var("ABS_TEST_SFTP_KNOWN_HOSTS"),
+        var("ABS_TEST_SFTP_ROOT"),
+    ) else {
+        assert!(
+            var("CI").as_deref() != Some("true"),
+            "CI=true but the SFTP test server is not configured (scripts/test-services.sh start)"
+        );
+        eprintln!(
+            "SKIPPED: SFTP test server not running (run scripts/test-services.sh start and source .test-services/env)"
+        );
+        return None;
+    };
+    let folder = format!("{root}/direction-one-{}", std::process::id());
+    let mut config = sftp_transport::SftpConfig::new(
+        host,
+        user,
+        sftp_transport::SftpAuth::PrivateKey {
+            path: key.into(),
+            passphrase: None,
+        },
+        PathBuf::from(known_hosts),
+        folder.clone(),
+    );
+    config.port = port.parse().unwrap();
+    config.connect_timeout = Duration::from_secs(10);
+    // The test's own folder, created once.
+    let mut setup = config.clone();
+    setup.folder = root;
+    let parent = sftp_transport::SftpDir::connect(&setup).unwrap();
+    parent.open_folder(&folder, IfMissing::Create).unwrap();
+    Some(config)
+}
