@@ -25,7 +25,7 @@ mod fees;
 mod reports;
 
 pub use fees::{SimFee, SimPayment};
-pub use reports::{ReportTable, SimError};
+pub use reports::{Fault, ReportTable, SimError};
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -96,6 +96,14 @@ impl SimulatedAlma {
         })?;
         self.serve_report(report_path, ReportTable::from_csv(file, &name)?, page_size);
         Ok(())
+    }
+
+    /// Answers the next report requests with these faults, one each,
+    /// then serves normally again.
+    pub fn inject_report_faults(&self, faults: impl IntoIterator<Item = Fault>) {
+        if let Ok(mut reports) = self.reports.lock() {
+            reports.faults.extend(faults);
+        }
     }
 
     /// Adds or replaces a fee.

@@ -133,8 +133,26 @@ struct Served {
     page_size: usize,
 }
 
+/// A bad day of Alma's, for the next report requests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// An HTTP status with Alma's XML error body (e.g. 500, or 429 with
+    /// `PER_SECOND_THRESHOLD` or a daily-limit code).
+    Status { status: u16, code: String, message: String },
+    /// A page cut off in the middle of its XML.
+    Truncated,
+    /// HTTP 200 with `IsFinished` false and no rows: "still preparing".
+    StillPreparing,
+    /// HTTP 200 with a body that has no `<report>` (Analytics is down).
+    NoReport,
+    /// The answer comes after this long (a timeout on the client's side).
+    Delay(std::time::Duration),
+}
+
 #[derive(Default)]
 pub(crate) struct Reports {
+    /// Faults to answer with, one per request, before serving normally.
+    pub(crate) faults: std::collections::VecDeque<Fault>,
     by_path: BTreeMap<String, usize>,
     served: Vec<Served>,
     /// The next page to serve for each report's token: Alma's token stays
@@ -167,9 +185,38 @@ fn xml_response(status: u16, body: String) -> ResponseTemplate {
         .set_body_string(body)
 }
 
+fn fault_response(fault: Fault) -> ResponseTemplate {
+    match fault {
+        Fault::Status {
+            status,
+            code,
+            message,
+        } => alma_error_status(status, &code, &message),
+        Fault::Truncated => {
+            let mut table = ReportTable::new(&["Primary Identifier", "Remaining Amount"]);
+            table.push(&["1000001", "1.00"]);
+            let page = table.render_page(0, 10, "SIMULATED-CUT");
+            xml_response(200, page[..page.len() / 2].to_string())
+        }
+        Fault::StillPreparing => xml_response(
+            200,
+            "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n<report><QueryResult><IsFinished>false</IsFinished><ResultXml/></QueryResult></report>\n".to_string(),
+        ),
+        Fault::NoReport => xml_response(
+            200,
+            "<html><body>Analytics is unavailable</body></html>".to_string(),
+        ),
+        Fault::Delay(delay) => xml_response(200, String::new()).set_delay(delay),
+    }
+}
+
 fn alma_error(code: &str, message: &str) -> ResponseTemplate {
+    alma_error_status(400, code, message)
+}
+
+fn alma_error_status(status: u16, code: &str, message: &str) -> ResponseTemplate {
     xml_response(
-        400,
+        status,
         format!(
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?><web_service_result xmlns=\"http://com/exlibris/urm/general/xmlbeans\"><errorsExist>true</errorsExist><errorList><error><errorCode>{code}</errorCode><errorMessage>{}</errorMessage><trackingId>E01-SIMULATED</trackingId></error></errorList></web_service_result>",
             escape(message)
@@ -183,6 +230,9 @@ impl Respond for ReportResponder {
         let Ok(mut reports) = self.0.lock() else {
             return xml_response(500, String::new());
         };
+        if let Some(fault) = reports.faults.pop_front() {
+            return fault_response(fault);
+        }
         let (report, page) = match (query.get("token"), query.get("path")) {
             (Some(token), _) => {
                 let found = (0..reports.served.len()).find(|&i| &token_of(i) == token);

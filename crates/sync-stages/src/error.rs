@@ -40,6 +40,32 @@ pub enum StageError {
         "export {export} names file {file} but rendering it gave no lines; the store is inconsistent, look at it with print-last-export"
     )]
     MissingLines { export: u64, file: String },
+    /// Direction 2 (SPEC 7.1): the payments folder has no file to read.
+    #[error(
+        "no payments file whose name starts with {prefix:?} in {location}; nothing was posted. \
+         The Bursar's report may not have arrived yet, or the payments prefix setting is wrong"
+    )]
+    NoPaymentsFile { location: String, prefix: String },
+    /// Direction 2 (SPEC 7.1): the newest payments file could not be copied
+    /// into the import archive folder.
+    #[error("fetching payments file {file} into {archive}: {source}; nothing was posted")]
+    PaymentsFetch {
+        file: String,
+        archive: PathBuf,
+        #[source]
+        source: Box<TransportError>,
+    },
+    /// Direction 2 (SPEC 7.2): the payments file cannot be read at all
+    /// (row-level problems are reported rows, not this error).
+    /// The source names the file (the archived copy) and the line.
+    #[error(
+        "{source}; nothing was posted. Fix the report or the payment column settings and run again"
+    )]
+    PaymentsFile {
+        archived: PathBuf,
+        #[source]
+        source: Box<bursar_format::PaymentsError>,
+    },
 }
 
 impl StageError {

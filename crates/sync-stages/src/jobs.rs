@@ -13,6 +13,11 @@ use crate::error::StageError;
 pub trait JobOutcome {
     fn counts(&self) -> Vec<(String, u64)>;
     fn problems(&self) -> Vec<String>;
+    /// Why a stage that ran to its end still failed (Direction 2: nothing
+    /// succeeded and Alma failed); the job is then recorded Failed with it.
+    fn failure(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Runs `work` as a job of `kind`; the job record is finished whatever
@@ -35,9 +40,14 @@ where
     finished.finished_at = Some(Utc::now().max(now));
     match &result {
         Ok(outcome) => {
-            finished.status = JobStatus::Success;
             finished.counts = outcome.counts();
             finished.problems = outcome.problems();
+            finished.error = outcome.failure();
+            finished.status = if finished.error.is_some() {
+                JobStatus::Failed
+            } else {
+                JobStatus::Success
+            };
         }
         Err(error) => {
             finished.status = JobStatus::Failed;

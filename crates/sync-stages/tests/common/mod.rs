@@ -191,6 +191,7 @@ impl Rig {
         let store = SqliteStore::open(root.join("state.db")).unwrap();
         let mut alma = AlmaConfig::new(sim.uri(), ApiKey::new("l8xx-REHEARSAL"));
         alma.requests_per_second = 1000;
+        alma.timeout = Duration::from_secs(2);
         alma.retry = RetryPolicy {
             max_attempts: 2,
             base_delay: Duration::from_millis(1),
@@ -344,7 +345,9 @@ pub fn sftp_config() -> Option<sftp_transport::SftpConfig> {
         );
         return None;
     };
-    let folder = format!("{root}/direction-one-{}", std::process::id());
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let folder = format!("{root}/direction-one-{}-{n}", std::process::id());
     let mut config = sftp_transport::SftpConfig::new(
         host,
         user,
