@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use alma_sim::Fault;
 use common::*;
-use fine_store::{FineStore, StoreDump};
+use fine_store::StoreDump;
 use sftp_transport::{SftpAuth, SftpConfig, SftpDir};
 use sync_core::records::{JobKind, JobStatus};
 use sync_core::rules::payments::DeskPaymentPolicy;
@@ -175,9 +175,10 @@ async fn sftp_fault(change: impl FnOnce(&mut SftpConfig), expected: &str) {
         remote_archive: None,
         local_archive: None,
     };
-    let (_, sent) = sync_stages::send::run_send(&rig.store, &rig.export, &targets, at(DAY1))
-        .await
-        .unwrap();
+    let (_, sent) =
+        sync_stages::send::run_send(rig.store.as_ref(), &rig.export, &targets, at(DAY1))
+            .await
+            .unwrap();
     assert_eq!(sent.files_uploaded, vec!["LIB_charges.dat.20241210.1.1"]);
     assert!(rig.store.unsent_exports().await.unwrap().is_empty());
 }

@@ -44,20 +44,25 @@ async fn interrupted_day_equals_clean_day(point: &str) {
     assert_eq!(rig.records().await, clean.records().await, "{point}");
 }
 
-/// Fail points are process-wide: one test runs them all, in turn.
-#[tokio::test]
-async fn a_crash_at_any_step_boundary_reruns_to_the_same_end() {
-    let scenario = fail::FailScenario::setup();
-    for point in [
-        "import-before-apply",
-        "import-after-apply",
-        "export-after-decisions",
-        "export-after-commit",
-        "export-after-file",
-        "send-after-upload",
-        "send-before-mark",
-    ] {
-        interrupted_day_equals_clean_day(point).await;
-    }
-    scenario.teardown();
+/// Fail points are process-wide: each test holds the scenario lock, so
+/// the tests of this binary run one at a time.
+macro_rules! boundary {
+    ($($name:ident => $point:literal),* $(,)?) => {$(
+        #[tokio::test]
+        async fn $name() {
+            let scenario = fail::FailScenario::setup();
+            interrupted_day_equals_clean_day($point).await;
+            scenario.teardown();
+        }
+    )*};
+}
+
+boundary! {
+    import_stopped_before_its_apply => "import-before-apply",
+    import_stopped_after_its_apply => "import-after-apply",
+    export_stopped_after_its_decisions => "export-after-decisions",
+    export_stopped_after_its_commit => "export-after-commit",
+    export_stopped_after_writing_a_file => "export-after-file",
+    send_stopped_after_an_upload => "send-after-upload",
+    send_stopped_before_marking_sent => "send-before-mark",
 }

@@ -9,7 +9,7 @@ mod common;
 
 use chrono::NaiveDateTime;
 use common::*;
-use fine_store::{FineStore, StoreDump};
+use fine_store::StoreDump;
 use sftp_transport::{IfMissing, RemoteDir};
 use sync_core::Money;
 use sync_core::records::{BursarTxnType, ExportState, FineId, JobKind, JobStatus};
@@ -18,7 +18,16 @@ use sync_stages::send::{SendTargets, plan_send, run_send};
 
 #[tokio::test]
 async fn two_days_of_the_scenario_send_exactly_the_expected_files() {
-    let rig = Rig::new(DeskPaymentPolicy::Report).await;
+    two_days(Rig::new(DeskPaymentPolicy::Report).await).await;
+}
+
+#[tokio::test]
+async fn two_days_of_the_scenario_on_mongodb() {
+    let Some(uri) = mongodb_uri() else { return };
+    two_days(Rig::on_mongodb(DeskPaymentPolicy::Report, uri).await).await;
+}
+
+async fn two_days(rig: Rig) {
     rig.serve("day1");
     let import = rig.import(at(DAY1)).await.unwrap();
     assert_eq!(import.since, None, "the first import is a full sweep");
@@ -48,7 +57,7 @@ async fn two_days_of_the_scenario_send_exactly_the_expected_files() {
         "2200000009: quarantined: Alma transactions sum to 15.00, more than the original amount 10.00; its transactions stay pending and it is retried on every run"
     );
 
-    let dry = plan_send(&rig.store).await.unwrap();
+    let dry = plan_send(rig.store.as_ref()).await.unwrap();
     assert_eq!(
         (dry.exports.clone(), dry.charge_lines, dry.reversal_lines),
         (vec![1], 6, 0)
@@ -211,7 +220,7 @@ async fn send_over_the_real_sftp_server() {
         remote_archive: Some(&archive),
         local_archive: None,
     };
-    let (_, sent) = run_send(&rig.store, &rig.export, &targets, at(DAY1))
+    let (_, sent) = run_send(rig.store.as_ref(), &rig.export, &targets, at(DAY1))
         .await
         .unwrap();
     assert_eq!(sent.files_uploaded, vec!["LIB_charges.dat.20241210.1.1"]);

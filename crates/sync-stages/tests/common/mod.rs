@@ -12,7 +12,7 @@ use alma_analytics::{Analytics, ReportColumns};
 use alma_api::{AlmaClient, AlmaConfig, ApiKey, RetryPolicy};
 use alma_sim::SimulatedAlma;
 use chrono::{DateTime, NaiveDateTime, Utc};
-use fine_store::{FineStore, SqliteStore, StoreDump};
+use fine_store::{FineStore, MongoConfig, MongoStore, SqliteStore, StoreDump};
 use sftp_transport::{IfMissing, LocalDir};
 use sync_core::records::FineId;
 use sync_core::rules::payments::DeskPaymentPolicy;
@@ -175,7 +175,7 @@ pub fn day2_reversals(desk_reversal: bool) -> String {
 
 pub struct Rig {
     pub sim: SimulatedAlma,
-    pub store: SqliteStore,
+    pub store: Box<dyn FineStore>,
     pub _root: tempfile::TempDir,
     pub root: PathBuf,
     pub import: ImportConfig,
@@ -185,10 +185,32 @@ pub struct Rig {
 
 impl Rig {
     pub async fn new(desk: DeskPaymentPolicy) -> Rig {
+        Rig::on(desk, None).await
+    }
+
+    /// A rig on MongoDB (a fresh database at `uri`) instead of SQLite.
+    pub async fn on_mongodb(desk: DeskPaymentPolicy, uri: String) -> Rig {
+        Rig::on(desk, Some(uri)).await
+    }
+
+    async fn on(desk: DeskPaymentPolicy, mongodb_uri: Option<String>) -> Rig {
         let sim = SimulatedAlma::start().await;
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_path_buf();
-        let store = SqliteStore::open(root.join("state.db")).unwrap();
+        let store: Box<dyn FineStore> = match mongodb_uri {
+            None => Box::new(SqliteStore::open(root.join("state.db")).unwrap()),
+            Some(uri) => {
+                static NEXT: std::sync::atomic::AtomicUsize =
+                    std::sync::atomic::AtomicUsize::new(0);
+                let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let database = format!("direction_one_{}_{n}", std::process::id());
+                Box::new(
+                    MongoStore::connect(&MongoConfig { uri, database })
+                        .await
+                        .unwrap(),
+                )
+            }
+        };
         let mut alma = AlmaConfig::new(sim.uri(), ApiKey::new("l8xx-REHEARSAL"));
         alma.requests_per_second = 1000;
         alma.timeout = Duration::from_secs(2);
@@ -254,7 +276,7 @@ impl Rig {
         &self,
         now: DateTime<Utc>,
     ) -> Result<sync_stages::import::ImportOutcome, StageError> {
-        run_import(&self.store, &self.analytics, &self.import, now)
+        run_import(self.store.as_ref(), &self.analytics, &self.import, now)
             .await
             .map(|(_, outcome)| outcome)
     }
@@ -263,7 +285,7 @@ impl Rig {
         &self,
         now: DateTime<Utc>,
     ) -> Result<sync_stages::export::ExportOutcome, StageError> {
-        run_export(&self.store, &self.export, now.date_naive(), now)
+        run_export(self.store.as_ref(), &self.export, now.date_naive(), now)
             .await
             .map(|(_, outcome)| outcome)
     }
@@ -279,7 +301,7 @@ impl Rig {
             remote_archive: Some(&archive),
             local_archive: Some(self.root.join("archive")),
         };
-        run_send(&self.store, &self.export, &targets, now)
+        run_send(self.store.as_ref(), &self.export, &targets, now)
             .await
             .map(|(_, outcome)| outcome)
     }
@@ -366,4 +388,20 @@ pub fn sftp_config() -> Option<sftp_transport::SftpConfig> {
     let parent = sftp_transport::SftpDir::connect(&setup).unwrap();
     parent.open_folder(&folder, IfMissing::Create).unwrap();
     Some(config)
+}
+
+/// `MONGODB_URI` from `.test-services/env`; None (skipped loudly) without
+/// it, a failure under CI=true.
+pub fn mongodb_uri() -> Option<String> {
+    if let Ok(uri) = std::env::var("MONGODB_URI") {
+        return Some(uri);
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "CI=true but MONGODB_URI is not set (scripts/test-services.sh start)"
+    );
+    eprintln!(
+        "SKIPPED: MongoDB tests: set MONGODB_URI (scripts/test-services.sh start && source .test-services/env)"
+    );
+    None
 }
