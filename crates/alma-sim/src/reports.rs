@@ -138,7 +138,11 @@ struct Served {
 pub enum Fault {
     /// An HTTP status with Alma's XML error body (e.g. 500, or 429 with
     /// `PER_SECOND_THRESHOLD` or a daily-limit code).
-    Status { status: u16, code: String, message: String },
+    Status {
+        status: u16,
+        code: String,
+        message: String,
+    },
     /// A page cut off in the middle of its XML.
     Truncated,
     /// HTTP 200 with `IsFinished` false and no rows: "still preparing".

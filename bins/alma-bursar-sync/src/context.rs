@@ -1,0 +1,160 @@
+//! What a command works with once the configuration is good: the store,
+//! the clock, and (opened only when a stage needs them) Alma and the drop
+//! folders.
+
+use alma_analytics::Analytics;
+use alma_api::AlmaClient;
+use alma_sim::SimulatedAlma;
+use chrono::{DateTime, NaiveDate, Utc};
+use fine_store::{FineStore, MongoStore, SqliteStore};
+use sftp_transport::{IfMissing, LocalDir, RemoteDir, SftpDir, TransportError};
+
+use crate::config::{DropConfig, Settings, StoreConfig};
+use crate::error::AppError;
+use crate::rehearsal;
+
+/// The clock of a run: `now` stamps jobs and sent times, `run_date` is the
+/// billing date of the export (the library's local date).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Clock {
+    pub now: DateTime<Utc>,
+    pub run_date: NaiveDate,
+}
+
+impl Clock {
+    /// The real clock, or `--now` (RFC 3339; its date is the run date).
+    pub fn from_option(now: Option<&str>) -> Result<Clock, AppError> {
+        match now {
+            None => {
+                let local = chrono::Local::now();
+                Ok(Clock {
+                    now: local.with_timezone(&Utc),
+                    run_date: local.date_naive(),
+                })
+            }
+            Some(text) => {
+                let parsed = DateTime::parse_from_rfc3339(text).map_err(|e| {
+                    AppError::Usage(format!(
+                        "--now {text:?} is not an RFC 3339 time such as 2024-12-09T06:00:00Z: {e}"
+                    ))
+                })?;
+                Ok(Clock {
+                    now: parsed.with_timezone(&Utc),
+                    run_date: parsed.date_naive(),
+                })
+            }
+        }
+    }
+}
+
+pub struct Context {
+    pub settings: Settings,
+    pub store: Box<dyn FineStore>,
+    pub clock: Clock,
+    /// Started on first use in a rehearsal; kept alive for the run.
+    simulated: Option<SimulatedAlma>,
+}
+
+impl Context {
+    pub async fn open(settings: Settings, clock: Clock) -> Result<Context, AppError> {
+        let store = open_store(&settings.store).await?;
+        Ok(Context {
+            settings,
+            store,
+            clock,
+            simulated: None,
+        })
+    }
+
+    pub fn store(&self) -> &dyn FineStore {
+        self.store.as_ref()
+    }
+
+    /// The Analytics client; in a rehearsal, the simulated Alma is started
+    /// first and the client pointed at it.
+    pub async fn analytics(&mut self) -> Result<Analytics, AppError> {
+        Ok(Analytics::new(self.alma_client().await?))
+    }
+
+    pub async fn alma_client(&mut self) -> Result<AlmaClient, AppError> {
+        let mut config = self.settings.alma.clone();
+        if let Some(rehearsal) = &self.settings.rehearsal {
+            if self.simulated.is_none() {
+                let sim = rehearsal::start_alma(rehearsal, &self.settings).await?;
+                tracing::info!(url = %sim.uri(), scenario = %rehearsal.scenario, "rehearsal: simulated Alma started");
+                self.simulated = Some(sim);
+            }
+            if let Some(sim) = &self.simulated {
+                config.base_url = sim.uri();
+            }
+        }
+        AlmaClient::new(config).map_err(AppError::Alma)
+    }
+
+    /// The simulated Alma, when a rehearsal started one.
+    pub fn simulated(&self) -> Option<&SimulatedAlma> {
+        self.simulated.as_ref()
+    }
+}
+
+pub async fn open_store(config: &StoreConfig) -> Result<Box<dyn FineStore>, AppError> {
+    let store_error = |source| AppError::Store {
+        store: config.describe(),
+        source,
+    };
+    match config {
+        StoreConfig::Sqlite(path) => {
+            if let Some(parent) = path.parent()
+                && !parent.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| AppError::io("cannot create the store's folder", parent, e))?;
+            }
+            let store = SqliteStore::open(path).map_err(store_error)?;
+            Ok(Box::new(store))
+        }
+        StoreConfig::Mongo(mongo) => {
+            let store = MongoStore::connect(mongo).await.map_err(store_error)?;
+            Ok(Box::new(store))
+        }
+    }
+}
+
+/// A drop folder and its archive folder, opened.
+pub struct OpenedDrop {
+    pub folder: Box<dyn RemoteDir>,
+    pub archive: Option<Box<dyn RemoteDir>>,
+}
+
+/// Opens a drop folder (which must exist: it belongs to someone else) and
+/// its archive folder (created if missing). SFTP connects here.
+pub fn open_drop(config: &DropConfig) -> Result<OpenedDrop, TransportError> {
+    match config {
+        DropConfig::Local { folder, archive } => {
+            let opened = LocalDir::open(folder, IfMissing::Fail)?;
+            let archive = match archive {
+                Some(path) => {
+                    Some(Box::new(LocalDir::open(path, IfMissing::Create)?) as Box<dyn RemoteDir>)
+                }
+                None => None,
+            };
+            Ok(OpenedDrop {
+                folder: Box::new(opened),
+                archive,
+            })
+        }
+        DropConfig::Sftp { config, archive } => {
+            let opened = SftpDir::connect(config)?;
+            let archive =
+                match archive {
+                    Some(path) => Some(Box::new(opened.open_folder(path, IfMissing::Create)?)
+                        as Box<dyn RemoteDir>),
+                    None => None,
+                };
+            Ok(OpenedDrop {
+                folder: Box::new(opened),
+                archive,
+            })
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! The per-direction cron binaries (`burs-fines`, `burs-payments`): one
+//! fixed list of stages each, `--config PATH` (or `ABS_CONFIG`) the only
+//! option, the exit statuses of the operator CLI.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{EXIT_DONE, EXIT_FAILED, EXIT_USAGE};
+use crate::context::Clock;
+use crate::stages::Stage;
+
+#[derive(Debug, Parser)]
+struct CronArgs {
+    /// The configuration file (TOML).
+    #[arg(
+        long,
+        env = "ABS_CONFIG",
+        default_value = crate::config::DEFAULT_CONFIG,
+        value_name = "PATH"
+    )]
+    config: PathBuf,
+}
+
+/// The whole `main` of a cron binary.
+pub fn main(name: &'static str, about: &'static str, stages: &[Stage]) -> ExitCode {
+    let command = <CronArgs as clap::CommandFactory>::command()
+        .name(name)
+        .about(about);
+    let args = match command
+        .try_get_matches()
+        .and_then(|matches| <CronArgs as clap::FromArgMatches>::from_arg_matches(&matches))
+    {
+        Ok(args) => args,
+        Err(error) => {
+            let code = if error.use_stderr() {
+                EXIT_USAGE
+            } else {
+                EXIT_DONE
+            };
+            let _ = error.print();
+            return ExitCode::from(code);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    let result = runtime.block_on(async {
+        let clock = Clock::from_option(None)?;
+        crate::run_stages(&args.config, name, stages, clock).await
+    });
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(error) => {
+            eprintln!("error: {}", error.chain());
+            ExitCode::from(error.exit_code())
+        }
+    }
+}

@@ -1,0 +1,764 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The operator CLI driven as a person (or cron) drives it: the binary,
+//! its exit status and its exact output.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use assert_cmd::Command;
+
+const NOW: &str = "2024-12-09T06:00:00Z";
+
+/// The binary with a clean environment for the settings it reads.
+fn abs() -> Command {
+    let mut cmd = Command::cargo_bin("alma-bursar-sync").unwrap();
+    for name in [
+        "ABS_CONFIG",
+        "ABS_NOW",
+        "ABS_ALMA_API_KEY",
+        "ABS_BURSAR_SFTP_PASSWORD",
+        "ABS_PAYMENTS_SFTP_PASSWORD",
+        "ABS_MONGODB_PASSWORD",
+        "ABS_WEBHOOK_URL",
+        "RUST_LOG",
+    ] {
+        cmd.env_remove(name);
+    }
+    cmd
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8(output.stderr.clone()).unwrap()
+}
+
+/// `rehearse --dir` in a fresh folder; returns the folder and the config.
+/// A one-day rehearsal: the exact outputs below are those of day 1.
+fn rehearsal() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let output = abs()
+        .args(["rehearse", "--days", "1", "--now", NOW, "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "rehearse failed:\n{}\n{}",
+        stdout(&output),
+        stderr(&output)
+    );
+    let config = dir.path().join("alma-bursar-sync.toml");
+    (dir, config)
+}
+
+fn run(config: &Path, args: &[&str]) -> Output {
+    abs()
+        .arg("--config")
+        .arg(config)
+        .args(["--now", NOW])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn ok(config: &Path, args: &[&str]) -> String {
+    let output = run(config, args);
+    assert!(
+        output.status.success(),
+        "{args:?} failed ({:?}):\n{}\n{}",
+        output.status.code(),
+        stdout(&output),
+        stderr(&output)
+    );
+    stdout(&output)
+}
+
+const LOOKUP_2200000001: &str = "\
+Fine 2200000001 (Overdue fine), open in Alma
+  Patron:     1000001, Alma balance 15.00
+  Loan:       L1
+  Amounts:    original 15.00, remaining 15.00
+  Dates:      created 2024-12-01 10:00:00, status 2024-12-01 10:00:00
+  Item:       Structure and interpretation of computer programs / Abelson, Harold
+              call number QA76.6 .A255 1996, barcode 39031031234567, location main
+              loaned 2024-10-01 09:15:00, due 2024-11-01 23:59:00, returned 2024-12-01 09:58:12
+  Alma transactions (1):
+    T1001        Fine         15.00  2024-12-01 10:00:03  reconciled
+    sum in Alma 15.00
+  Bursar ledger:
+    line 2200000001, account 531000000002, billed 2024-12-09, due 2025-01-25, term 2247
+       1 Fine         15.00  2024-12-09 06:00:00 UTC  exported in 1
+    owed at the Bursar 15.00
+  Export history (1):
+    export 1 of 2024-12-09: charges LIB_charges.dat.20241209.1.1, reversals -; sent 2024-12-09 06:00:00 UTC
+  Bursar payments (1):
+    paid 15.00 at the Bursar by 1000001: Paid, posted 15.00, 2024-12-09 06:00:00 UTC
+";
+
+const LAST_EXPORT: &str = "\
+Export 1
+  Created:        2024-12-09 06:00:00 UTC
+  Billing date:   2024-12-09
+  Charges file:   LIB_charges.dat.20241209.1.1
+  Reversals file: -
+  Lines:          6 (6 charges totalling 130.00, 0 reversals totalling 0.00)
+  Sent:           2024-12-09 06:00:00 UTC
+  Transactions:
+    1000001     531000000002 2200000001   Fine        15.00
+    1000002     531000000001 2200000002   Fine        65.00
+    1000002     531000000002 2200000003   Fine        10.00
+    1000003     531000000002 2200000004   Fine        20.00
+    1000005     531000000002 2200000006   Fine         8.00
+    1000006     531000000005 2200000007   Fine        12.00
+";
+
+#[test]
+fn rehearsal_runs_today_and_says_where_everything_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = abs()
+        .args(["rehearse", "--now", NOW, "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let out = stdout(&output);
+    let d = dir.path().display();
+    for expected in [
+        format!("Rehearsal in {d}\n"),
+        "- import-alma-fines ok: rows fines 10, rows transactions 3, rows balances 8, patrons new 8, fines new 8, fines ignored 1, transactions new 2, credits unmatched 1, payments left pending 1\n".to_string(),
+        "- export-burs ok: export 1, lines 6, fines charged 6, fines nothing to send 1, fines quarantined 1; files LIB_charges.dat.20241209.1.1\n".to_string(),
+        format!("- sftp-to-burs ok: exports 1, charge lines 6, files uploaded 1; sent LIB_charges.dat.20241209.1.1 to {d}/bursar-drop\n"),
+        "- import-alma-payments ok: ASUSASF_LIBRARY_REPORT_DTRANGE_20241209.csv: rows 5, paid 2, zero dollar payments 1, not found 1, patron mismatches 1\n".to_string(),
+        "The simulated Alma received 2 payment(s):\n  fee 2200000001 of 1000001: ONLINE 15.00 (Paid to bursar on 2024-12-08, imported into Alma via alma-bursar-sync on 2024-12-09.)\n  fee 2200000002 of 1000002: ONLINE 30.00 (Paid to bursar on 2024-12-08, imported into Alma via alma-bursar-sync on 2024-12-09.)\n".to_string(),
+        format!("  charge/reversal    {d}/exports\n                       LIB_charges.dat.20241209.1.1\n"),
+        format!("  store              sqlite:{d}/state/alma-bursar-sync.sqlite3\n"),
+        format!("  backups            {d}/backups\n                       abs-backup-"),
+        format!("  logs               {d}/logs\n                       alma-bursar-sync."),
+    ] {
+        assert!(out.contains(&expected), "missing {expected:?} in:\n{out}");
+    }
+    // The charge file reached the Bursar's folder, the log its folder.
+    let sent = std::fs::read_to_string(dir.path().join("bursar-drop/LIB_charges.dat.20241209.1.1"))
+        .unwrap();
+    assert_eq!(sent.lines().count(), 6);
+    assert!(sent.lines().all(|line| line.len() == 97));
+    assert!(
+        sent.starts_with("1000001     531000000002      15.00 01252025  12092024  2247      2200000001                     \n")
+    );
+    // Day 2 reversed a waive and a split credit, with day 1's term code.
+    let reversals =
+        std::fs::read_to_string(dir.path().join("bursar-drop/LIB_charges.dat.20241209.2.2"))
+            .unwrap();
+    assert_eq!(
+        reversals,
+        "1000002     531000000001      65.00                     2247  Y   2200000002                     \n\
+         1000002     531000000002       5.00                     2247  Y   2200000003                     \n\
+         1000003     531000000002      20.00                     2247  Y   2200000004                     \n"
+    );
+    assert!(out.contains("- export-burs ok: export 2, lines 3, fines reversed 3, fines quarantined 1; files LIB_charges.dat.20241209.2.2\n"), "{out}");
+    let logs: Vec<_> = std::fs::read_dir(dir.path().join("logs"))
+        .unwrap()
+        .collect();
+    assert_eq!(logs.len(), 1);
+}
+
+#[test]
+fn every_command_works_on_the_rehearsal() {
+    let (_dir, config) = rehearsal();
+
+    assert_eq!(
+        ok(
+            &config,
+            &["lookup-fine", "--root-alma-fine-id", "2200000001"]
+        ),
+        LOOKUP_2200000001
+    );
+    // The old spellings.
+    assert_eq!(
+        ok(&config, &["lookupFine", "--rootAlmaFineId", "2200000001"]),
+        LOOKUP_2200000001
+    );
+    let by_loan = ok(&config, &["lookup-fine", "--almaLoanId", "L2"]);
+    assert!(by_loan.starts_with("Fine 2200000002 (Lost item replacement fee), open in Alma\n"));
+    assert!(by_loan.contains("\nFine 2200000003 (Lost item process fee), open in Alma\n"));
+
+    let json: serde_json::Value = serde_json::from_str(&ok(
+        &config,
+        &["lookup-fine", "--root-alma-fine-id", "2200000001", "--json"],
+    ))
+    .unwrap();
+    let fine = &json["fines"][0];
+    assert_eq!(fine["fine"]["id"], "2200000001");
+    assert_eq!(fine["patron"]["balance"], "15.00");
+    assert_eq!(fine["alma_transactions"][0]["id"], "T1001");
+    assert_eq!(fine["bursar_transactions"][0]["export"]["Exported"], 1);
+    assert_eq!(
+        fine["exports"][0]["charges_file"],
+        "LIB_charges.dat.20241209.1.1"
+    );
+    assert_eq!(fine["payment_records"][0]["amount_posted"], "15.00");
+
+    assert_eq!(ok(&config, &["print-last-export"]), LAST_EXPORT);
+    assert_eq!(ok(&config, &["printLastExport"]), LAST_EXPORT);
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&config, &["print-last-export", "--json"])).unwrap();
+    assert_eq!(json["export"]["seq"], 1);
+    assert_eq!(json["export"]["line_count"], 6);
+    assert_eq!(json["export"]["sent_at"], "2024-12-09T06:00:00Z");
+    assert_eq!(json["items"].as_array().unwrap().len(), 6);
+
+    let dry_run = "Would send 0 charge(s) and 0 reversal(s) from 0 unsent export(s).\n";
+    assert_eq!(ok(&config, &["sftp-to-burs", "--dry-run"]), dry_run);
+    assert_eq!(ok(&config, &["sftpToBurs", "--dry-run"]), dry_run);
+
+    // The steps one by one: all already done, so nothing new.
+    let out = ok(&config, &["import-alma-fines"]);
+    assert!(
+        out.contains("- import-alma-fines ok: rows fines 10"),
+        "{out}"
+    );
+    let out = ok(&config, &["exportBurs"]);
+    assert!(
+        out.contains("- export-burs ok: fines quarantined 1\n"),
+        "{out}"
+    );
+    let out = ok(&config, &["sftp-to-burs"]);
+    assert!(out.contains("- sftp-to-burs ok: nothing to do\n"), "{out}");
+    let out = ok(&config, &["importAlmaPayments"]);
+    assert!(
+        out.contains("rows 5, already processed 3, not found 1, patron mismatches 1"),
+        "{out}"
+    );
+    let out = ok(&config, &["payFines"]);
+    assert!(out.starts_with("alma-bursar-sync pay-fines on "), "{out}");
+    assert!(out.contains("\n- backup-db ok: "), "{out}");
+    let out = ok(&config, &["today"]);
+    assert!(out.contains(": done\n- import-alma-fines ok"), "{out}");
+
+    let out = ok(&config, &["backupDB"]);
+    assert!(out.contains("- backup-db ok: "), "{out}");
+    let out = ok(&config, &["restore-last"]);
+    assert!(out.starts_with("Restored "), "{out}");
+    assert!(
+        out.contains("The state before the restore is saved in "),
+        "{out}"
+    );
+    let out = ok(&config, &["restoreLast"]);
+    assert!(out.starts_with("Restored "), "{out}");
+    let out = ok(&config, &["restore-choose", "--pick", "1"]);
+    assert!(out.starts_with(" 1) "), "{out}");
+    assert!(out.contains("\nRestored "), "{out}");
+    let out = ok(&config, &["restoreChoose", "--pick", "2"]);
+    assert!(out.contains("\nRestored "), "{out}");
+
+    // The restored store still answers, and the restore is recorded.
+    assert_eq!(ok(&config, &["print-last-export"]), LAST_EXPORT);
+
+    let output = run(&config, &["restore-choose", "--pick", "9"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("error: "), "{}", stderr(&output));
+}
+
+#[test]
+fn a_restore_is_recorded_after_the_load() {
+    let (dir, config) = rehearsal();
+    ok(&config, &["restore-last"]);
+    let backups = dir.path().join("backups");
+    // The safety backup of the state before the restore holds its jobs;
+    // a new backup holds the Restore job too.
+    ok(&config, &["backup-db"]);
+    let listing = ok(&config, &["restore-choose", "--pick", "1"]);
+    let counts: Vec<&str> = listing
+        .lines()
+        .filter(|l| l.starts_with("    patrons"))
+        .collect();
+    // Newest first: the backup taken after the restore (the rehearsal's 4
+    // jobs and the Restore job), the safety copy taken before the restore,
+    // and the rehearsal's own backup (4 jobs: it was taken before its
+    // Backup job was recorded).
+    assert_eq!(counts.len(), 3, "{listing}");
+    assert!(counts[0].ends_with(", jobs 5"), "{listing}");
+    assert!(counts[2].ends_with(", jobs 4"), "{listing}");
+    assert!(backups.join("abs-backup-").parent().unwrap().exists());
+}
+
+#[test]
+fn interactive_restore_choose_reads_the_answer() {
+    let (_dir, config) = rehearsal();
+    let output = abs()
+        .arg("--config")
+        .arg(&config)
+        .arg("restore-choose")
+        .write_stdin("q\n")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let out = stdout(&output);
+    assert!(
+        out.contains("Restore which backup? Enter 1-1, or q to cancel: "),
+        "{out}"
+    );
+    assert!(out.ends_with("Nothing restored.\n"), "{out}");
+}
+
+#[test]
+fn lookup_of_an_unknown_fine_fails_with_a_reason() {
+    let (dir, config) = rehearsal();
+    let output = run(
+        &config,
+        &["lookup-fine", "--root-alma-fine-id", "2299999999"],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stderr(&output).lines().last().unwrap(),
+        format!(
+            "error: no fine 2299999999 in the store sqlite:{}/state/alma-bursar-sync.sqlite3; the store knows the fines the import has read (import-alma-fines), and ignored fines are never stored",
+            dir.path().display()
+        )
+    );
+}
+
+const BAD_CONFIG: &str = r#"
+[alma]
+base_ulr = "https://api-na.hosted.exlibrisgroup.com"
+requests_per_second = 100
+
+[reports]
+fines = "/shared/Reports/All Fines"
+transactions = 3
+
+[reports.since]
+mode = "fixed"
+
+[store]
+kind = "postgres"
+
+[bursar_sftp]
+host = "sftp.example.edu"
+port = 70000
+user = "lib"
+
+[payments_sftp]
+kind = "local"
+
+[backup]
+keep = 0
+
+[backup.s3]
+bucket = "library-backups"
+endpoint = "minio:9000"
+
+[notify]
+webhook_url = "hooks.example.edu/abc"
+
+[due_date]
+day_of_month = 31
+"#;
+
+#[test]
+fn a_bad_configuration_names_every_bad_setting_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, BAD_CONFIG).unwrap();
+    for command in ["check-config", "today", "lookup-fine --root-alma-fine-id 1"] {
+        let output = abs()
+            .arg("--config")
+            .arg(&path)
+            .args(command.split(' '))
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{command}");
+        assert_eq!(stdout(&output), "", "{command}");
+        let err = stderr(&output);
+        assert!(err.starts_with("error: "), "{err}");
+        for problem in [
+            "alma.base_url: missing",
+            "alma.requests_per_second: 100 is out of range; it must be 1 to 25",
+            "alma.base_ulr: unknown setting; did you mean base_url?",
+            "reports.transactions: expected text, found the number 3",
+            "reports.balances: missing",
+            "reports.since.date: missing",
+            "due_date.day_of_month: is 31; it must be between 1 and 28 so that the day exists in every month",
+            "store.kind: \"postgres\" is not one of sqlite, mongodb",
+            "bursar_sftp.port: 70000 is not a port (1 to 65535)",
+            "bursar_sftp.known_hosts: missing",
+            "bursar_sftp.folder: missing",
+            "payments_sftp.folder: missing",
+            "backup.keep: 0 is out of range; it must be 1 to 10000",
+            "backup.s3.endpoint: \"minio:9000\" does not start with http:// or https://",
+            "notify.webhook_url: \"hooks.example.edu/abc\" does not start with https://",
+        ] {
+            assert!(
+                err.contains(&format!("\n  {problem}\n")),
+                "{command}: missing {problem:?} in\n{err}"
+            );
+        }
+    }
+    // check-config lists exactly these, and the secrets check-config needs.
+    let output = abs()
+        .arg("--config")
+        .arg(&path)
+        .arg("check-config")
+        .output()
+        .unwrap();
+    let err = stderr(&output);
+    assert_eq!(
+        err,
+        format!(
+            "error: 17 configuration problems in {}:
+  alma.base_url: missing
+  alma.requests_per_second: 100 is out of range; it must be 1 to 25
+  alma.base_ulr: unknown setting; did you mean base_url?
+  ABS_ALMA_API_KEY: missing: the Alma API key; set it in the environment, or in a secrets file (setting secrets.file)
+  reports.transactions: expected text, found the number 3
+  reports.balances: missing
+  reports.since.date: missing
+  due_date.day_of_month: is 31; it must be between 1 and 28 so that the day exists in every month
+  store.kind: \"postgres\" is not one of sqlite, mongodb
+  bursar_sftp.port: 70000 is not a port (1 to 65535)
+  bursar_sftp.known_hosts: missing
+  bursar_sftp.folder: missing
+  ABS_BURSAR_SFTP_PASSWORD: missing: the password for bursar_sftp.user; set it in the environment, or in a secrets file (setting secrets.file)
+  payments_sftp.folder: missing
+  backup.keep: 0 is out of range; it must be 1 to 10000
+  backup.s3.endpoint: \"minio:9000\" does not start with http:// or https://
+  notify.webhook_url: \"hooks.example.edu/abc\" does not start with https://
+",
+            path.display()
+        )
+    );
+}
+
+/// A good production-like configuration (SFTP drops, password auth).
+fn production_config(dir: &Path) -> PathBuf {
+    let path = dir.join("prod.toml");
+    std::fs::write(
+        &path,
+        r#"
+[alma]
+base_url = "https://api-na.hosted.exlibrisgroup.com"
+
+[reports]
+fines = "/shared/R/All Fines"
+transactions = "/shared/R/All Transactions"
+balances = "/shared/R/All User Balances"
+
+[bursar_sftp]
+host = "sftp.bursar.example.edu"
+user = "lib"
+known_hosts = "known_hosts"
+folder = "/incoming"
+
+[payments_sftp]
+host = "sftp.it.example.edu"
+user = "libpay"
+auth = "key"
+key_file = "id_ed25519"
+known_hosts = "known_hosts"
+folder = "/outgoing"
+"#,
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn a_missing_secret_is_named_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = production_config(dir.path());
+    let output = abs()
+        .arg("--config")
+        .arg(&config)
+        .arg("import-alma-fines")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        stderr(&output),
+        format!(
+            "error: 1 configuration problem in {}:\n  ABS_ALMA_API_KEY: missing: the Alma API key; set it in the environment, or in a secrets file (setting secrets.file)\n",
+            config.display()
+        )
+    );
+    // A secrets file supplies it; one others can read is refused.
+    let secrets = dir.path().join("secrets.toml");
+    std::fs::write(
+        &secrets,
+        "ABS_ALMA_API_KEY = \"l8xx-secret\"\nABS_BURSAR_SFTP_PASSWORD = \"pw\"\n",
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!("[secrets]\nfile = \"secrets.toml\"\n{text}"),
+    )
+    .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let output = abs()
+            .arg("--config")
+            .arg(&config)
+            .arg("check-config")
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2));
+        assert!(
+            stderr(&output).contains("secrets.file: ")
+                && stderr(&output)
+                    .contains("can be read by other users (mode 644); run chmod 600 on it"),
+            "{}",
+            stderr(&output)
+        );
+        std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let output = abs()
+        .arg("--config")
+        .arg(&config)
+        .arg("check-config")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let out = stdout(&output);
+    assert!(
+        out.starts_with(&format!("Configuration {} is good.\n", config.display())),
+        "{out}"
+    );
+    assert!(
+        out.contains("  Bursar drop:     sftp://lib@sftp.bursar.example.edu:22/incoming\n"),
+        "{out}"
+    );
+    assert!(!out.contains("l8xx-secret"));
+}
+
+#[test]
+fn no_configuration_file_is_bad_usage() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = abs().current_dir(dir.path()).arg("today").output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).starts_with("error: no configuration file at alma-bursar-sync.toml; give one with --config PATH or ABS_CONFIG"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn an_unknown_command_or_option_is_bad_usage() {
+    let output = abs().arg("frobnicate").output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).starts_with("error: unrecognized subcommand 'frobnicate'"));
+    let output = abs().args(["lookup-fine"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let output = abs()
+        .args([
+            "lookup-fine",
+            "--root-alma-fine-id",
+            "1",
+            "--alma-loan-id",
+            "L1",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    // A secret on the command line is not an option.
+    let output = abs().args(["today", "--api-key", "x"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn every_old_name_is_an_alias() {
+    for (old, new) in [
+        ("payFines", "pay-fines"),
+        ("importAlmaFines", "import-alma-fines"),
+        ("exportBurs", "export-burs"),
+        ("sftpToBurs", "sftp-to-burs"),
+        ("importAlmaPayments", "import-alma-payments"),
+        ("backupDB", "backup-db"),
+        ("restoreLast", "restore-last"),
+        ("restoreChoose", "restore-choose"),
+        ("lookupFine", "lookup-fine"),
+        ("printLastExport", "print-last-export"),
+    ] {
+        let output = abs().args([old, "--help"]).output().unwrap();
+        assert!(output.status.success(), "{old}");
+        assert!(
+            stdout(&output).contains(&format!("Usage: alma-bursar-sync {new}")),
+            "{old}: {}",
+            stdout(&output)
+        );
+    }
+}
+
+#[test]
+fn help_lists_every_command_with_an_example() {
+    let output = abs().arg("help").output().unwrap();
+    assert!(output.status.success());
+    let out = stdout(&output);
+    for (command, example) in [
+        ("today", "$ alma-bursar-sync today"),
+        ("pay-fines [payFines]", "$ alma-bursar-sync pay-fines"),
+        (
+            "import-alma-fines [importAlmaFines]",
+            "$ alma-bursar-sync import-alma-fines",
+        ),
+        ("export-burs [exportBurs]", "$ alma-bursar-sync export-burs"),
+        (
+            "sftp-to-burs [sftpToBurs]",
+            "$ alma-bursar-sync sftp-to-burs --dry-run",
+        ),
+        (
+            "import-alma-payments [importAlmaPayments]",
+            "$ alma-bursar-sync import-alma-payments",
+        ),
+        ("backup-db [backupDB]", "$ alma-bursar-sync backup-db"),
+        (
+            "restore-last [restoreLast]",
+            "$ alma-bursar-sync restore-last",
+        ),
+        (
+            "restore-choose [restoreChoose]",
+            "$ alma-bursar-sync restore-choose --pick 1",
+        ),
+        (
+            "lookup-fine [lookupFine]",
+            "$ alma-bursar-sync lookup-fine --root-alma-fine-id 2200000001",
+        ),
+        (
+            "print-last-export [printLastExport]",
+            "$ alma-bursar-sync print-last-export --json",
+        ),
+        (
+            "check-config [checkConfig]",
+            "$ alma-bursar-sync check-config",
+        ),
+        (
+            "rehearse",
+            "$ alma-bursar-sync rehearse --dir /tmp/abs-rehearsal",
+        ),
+        ("help", "$ alma-bursar-sync help lookup-fine"),
+    ] {
+        assert!(
+            out.contains(&format!("\n  {command}\n")),
+            "{command}:\n{out}"
+        );
+        assert!(
+            out.contains(&format!("      {example}\n")),
+            "{example}:\n{out}"
+        );
+    }
+    assert!(out.contains("Exit status: 0 done; 1 a stage or command failed"));
+    let output = abs().args(["help", "lookupFine"]).output().unwrap();
+    assert!(stdout(&output).contains("--root-alma-fine-id <ID>"));
+}
+
+#[test]
+fn today_stops_at_the_first_failing_stage_and_names_it() {
+    let (dir, config) = rehearsal();
+    // The Bursar's folder disappears: the send fails, payments and the
+    // backup do not run.
+    std::fs::remove_dir_all(dir.path().join("bursar-drop")).unwrap();
+    let output = run(&config, &["today"]);
+    assert_eq!(output.status.code(), Some(1));
+    let out = stdout(&output);
+    assert!(out.contains(": FAILED\n- import-alma-fines ok: "), "{out}");
+    assert!(
+        out.contains("\n- sftp-to-burs FAILED: failed\n    error: stage sftp-to-burs failed: "),
+        "{out}"
+    );
+    assert!(!out.contains("import-alma-payments"), "{out}");
+    assert!(!out.contains("backup-db"), "{out}");
+    assert!(
+        stderr(&output).contains("error: stage sftp-to-burs failed: "),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_run_summary_is_posted_to_the_webhook() {
+    use wiremock::matchers::{header, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/hooks/abs"))
+        .and(header("content-type", "application/json"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
+        .expect(2)
+        .mount(&server)
+        .await;
+    let (_dir, config) = tokio::task::spawn_blocking(rehearsal).await.unwrap();
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "{text}\n[notify]\nwebhook_url = \"{}/hooks/abs\"\n",
+            server.uri()
+        ),
+    )
+    .unwrap();
+    let config2 = config.clone();
+    let out = tokio::task::spawn_blocking(move || ok(&config2, &["pay-fines"]))
+        .await
+        .unwrap();
+    let config3 = config.clone();
+    tokio::task::spawn_blocking(move || ok(&config3, &["backup-db"]))
+        .await
+        .unwrap();
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(requests.len(), 2);
+    let body: serde_json::Value = serde_json::from_slice(&requests[0].body).unwrap();
+    let posted = body["text"].as_str().unwrap();
+    // The webhook gets exactly what the console printed.
+    assert_eq!(format!("{posted}\n"), out);
+    assert!(
+        posted.starts_with("alma-bursar-sync pay-fines on "),
+        "{posted}"
+    );
+    assert!(
+        posted.contains(": done\n- import-alma-payments ok: "),
+        "{posted}"
+    );
+    assert!(
+        posted.contains("\n    problem: line 5: reference 2299999999"),
+        "{posted}"
+    );
+    assert!(posted.contains("\n- backup-db ok: "), "{posted}");
+    assert_eq!(body.as_object().unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_webhook_does_not_fail_the_run() {
+    use wiremock::matchers::method;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(500))
+        .mount(&server)
+        .await;
+    let (_dir, config) = tokio::task::spawn_blocking(rehearsal).await.unwrap();
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "{text}\n[notify]\nwebhook_url = \"{}/hook\"\n",
+            server.uri()
+        ),
+    )
+    .unwrap();
+    let output = tokio::task::spawn_blocking(move || run(&config, &["backup-db"]))
+        .await
+        .unwrap();
+    assert!(output.status.success());
+    assert!(
+        stderr(&output).contains("the run summary could not be posted"),
+        "{}",
+        stderr(&output)
+    );
+}
