@@ -20,7 +20,8 @@ fn the_example_configuration_loads_with_its_secrets() {
     let secrets = dir.path().join("secrets.toml");
     std::fs::write(
         &secrets,
-        "ABS_ALMA_API_KEY = \"l8xx\"\nABS_PAYMENTS_SFTP_PASSWORD = \"pw\"\nABS_MONGODB_PASSWORD = \"p@ss:word\"\n",
+        "ABS_ALMA_API_KEY = \"l8xx\"\nABS_PAYMENTS_SFTP_PASSWORD = \"pw\"\nABS_MONGODB_PASSWORD = \"p@ss:word\"\n\
+         AWS_ACCESS_KEY_ID = \"AKIAFROMFILE\"\nAWS_SECRET_ACCESS_KEY = \"s3-secret-from-file\"\n",
     )
     .unwrap();
     #[cfg(unix)]
@@ -79,6 +80,18 @@ fn the_example_configuration_loads_with_its_secrets() {
     }
     let s3 = settings.backup.s3.as_ref().unwrap();
     assert_eq!(s3.bucket, "library-backups");
+    // S3 keys from the secrets file, unless the environment has them.
+    let from_env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let credentials = s3.credentials.as_ref().unwrap();
+    assert_eq!(
+        credentials.access_key,
+        from_env("AWS_ACCESS_KEY_ID").unwrap_or_else(|| "AKIAFROMFILE".into())
+    );
+    assert_eq!(
+        credentials.secret_key,
+        from_env("AWS_SECRET_ACCESS_KEY").unwrap_or_else(|| "s3-secret-from-file".into())
+    );
+    assert!(!format!("{s3:?}").contains(&credentials.secret_key));
     assert_eq!(settings.backup.keep, 14);
     assert!(settings.notify.webhook_url.is_some());
     assert_eq!(settings.logging.dir, Path::new("/var/log/alma-bursar-sync"));

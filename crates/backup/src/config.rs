@@ -83,8 +83,25 @@ impl BackupConfig {
     }
 }
 
-/// Where the S3 copies go. Credentials are not configuration: they come
-/// from `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` (or an AWS profile).
+/// An S3 access key pair. Its `Debug` never shows the secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct S3Credentials {
+    pub access_key: String,
+    pub secret_key: String,
+}
+
+impl std::fmt::Debug for S3Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Credentials")
+            .field("access_key", &self.access_key)
+            .field("secret_key", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Where the S3 copies go. Credentials are not configuration: they are
+/// given by the caller (from its secrets), or else taken from
+/// `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` (or an AWS profile).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct S3Config {
     /// Setting `backup.s3.bucket`.
@@ -102,6 +119,8 @@ pub struct S3Config {
     pub path_style: bool,
     /// Limit for one request (setting `backup.s3.timeout_seconds`).
     pub timeout: Duration,
+    /// None: from the environment or an AWS profile.
+    pub credentials: Option<S3Credentials>,
 }
 
 impl S3Config {
@@ -113,7 +132,13 @@ impl S3Config {
             endpoint: None,
             path_style: false,
             timeout: Duration::from_secs(300),
+            credentials: None,
         }
+    }
+
+    pub fn with_credentials(mut self, credentials: S3Credentials) -> Self {
+        self.credentials = Some(credentials);
+        self
     }
 
     pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {

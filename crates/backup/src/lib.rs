@@ -57,7 +57,7 @@ pub use archive::{
     VerifiedArchive, read_manifest, verify, verify_bytes, write_archive,
 };
 pub use choose::{CHOICES, Choice, choose, human_size, pick, write_listing};
-pub use config::{BackupConfig, DEFAULT_KEEP, S3Config};
+pub use config::{BackupConfig, DEFAULT_KEEP, S3Config, S3Credentials};
 pub use error::{ArchiveError, BackupError, S3Error};
 pub use local::{LocalBackup, list_local, newest_local};
 pub use name::{BackupKind, BackupName, EXTENSION};

@@ -62,14 +62,22 @@ fn request_error(
     }
 }
 
-/// The bucket handle for `config`, with credentials from the environment.
+/// The bucket handle for `config`, with its credentials or else those of
+/// the environment.
 fn bucket(config: &S3Config) -> Result<Box<Bucket>, S3Error> {
     config.validate()?;
-    let credentials =
-        Credentials::new(None, None, None, None, None).map_err(|_| S3Error::Credentials {
-            endpoint: config.endpoint_label(),
-            bucket: config.bucket.clone(),
-        })?;
+    let given = config.credentials.as_ref();
+    let credentials = Credentials::new(
+        given.map(|c| c.access_key.as_str()),
+        given.map(|c| c.secret_key.as_str()),
+        None,
+        None,
+        None,
+    )
+    .map_err(|_| S3Error::Credentials {
+        endpoint: config.endpoint_label(),
+        bucket: config.bucket.clone(),
+    })?;
     let region = match &config.endpoint {
         Some(endpoint) => Region::Custom {
             region: config.region.clone(),

@@ -319,7 +319,7 @@ fn read_settings(
         .and_then(std::num::NonZeroUsize::new);
     payments_section.finish();
 
-    let backup = read_backup(&root.section("backup"));
+    let backup = read_backup(&root.section("backup"), &secrets);
     let notify = read_notify(&root.section("notify"), &secrets);
     let logging = read_logging(&root.section("logging"));
 
@@ -761,7 +761,7 @@ fn read_drop(
     drop
 }
 
-fn read_backup(section: &Section<'_>) -> Option<BackupConfig> {
+fn read_backup(section: &Section<'_>, secrets: &Secrets) -> Option<BackupConfig> {
     let mut config = BackupConfig::new(section.path_or("local_dir", "backups"));
     if let Some(work) = section.optional_path("work_dir") {
         config = config.with_work_dir(work);
@@ -776,6 +776,17 @@ fn read_backup(section: &Section<'_>) -> Option<BackupConfig> {
             .with_prefix(s3_section.string_or("prefix", "alma-bursar-sync/"));
         if let Some(endpoint) = s3_section.string("endpoint") {
             s3 = s3.with_endpoint(endpoint);
+        }
+        // From the environment or the secrets file; without either, the
+        // S3 client looks for an AWS profile.
+        if let (Some(access_key), Some(secret_key)) = (
+            secrets.get(secrets::S3_ACCESS_KEY),
+            secrets.get(secrets::S3_SECRET_KEY),
+        ) {
+            s3 = s3.with_credentials(backup::S3Credentials {
+                access_key,
+                secret_key,
+            });
         }
         if s3_section.has("path_style") {
             s3 = s3.with_path_style(s3_section.bool_or("path_style", false));

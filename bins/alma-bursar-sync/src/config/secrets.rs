@@ -20,14 +20,16 @@ pub const MONGODB_PASSWORD: &str = "ABS_MONGODB_PASSWORD";
 /// The webhook URL, when it is better kept out of the configuration file
 /// (a Slack webhook URL carries its own token).
 pub const WEBHOOK_URL: &str = "ABS_WEBHOOK_URL";
-/// Read by the S3 client itself (rust-s3), from the environment or an AWS
-/// profile only.
+/// The S3 key pair of the backups; without it, the S3 client looks for an
+/// AWS profile.
 pub const S3_ACCESS_KEY: &str = "AWS_ACCESS_KEY_ID";
 pub const S3_SECRET_KEY: &str = "AWS_SECRET_ACCESS_KEY";
 
 /// Every secret the tool knows, for the secrets file's unknown-name check.
-pub const ALL: [&str; 7] = [
+pub const ALL: [&str; 9] = [
     WEBHOOK_URL,
+    S3_ACCESS_KEY,
+    S3_SECRET_KEY,
     ALMA_API_KEY,
     BURSAR_SFTP_PASSWORD,
     BURSAR_SFTP_PASSPHRASE,
