@@ -1,0 +1,247 @@
+//! `abs-bench profile`: the import and export stages taken apart into
+//! their steps, each timed with the resident memory after it, to say where
+//! the time and the memory of `direction1` go.
+//!
+//! The steps are the public pieces the stages are made of (the Analytics
+//! readers, the store's reads, the pure planners, the store's writes), run
+//! in the stages' order. The step that the stage keeps private (loading
+//! what the store knows) is re-done here the same way. No job is recorded.
+
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+use alma_analytics::{FineRow, TransactionRow};
+use chrono::{NaiveDateTime, TimeDelta};
+use fine_store::FineStore;
+use sync_core::records::{AlmaTxnType, Fine, Patron};
+use sync_core::rules::opening::ReportedTransaction;
+use sync_stages::export::{render_export, write_file_once};
+use sync_stages::export_plan::{plan_commit, plan_decisions};
+use sync_stages::import_plan::{KnownState, Reports, plan_import};
+
+use crate::error::BenchError;
+use crate::measure::{memory, mib, reset_peak};
+use crate::rig::{OpenStore, StoreChoice, analytics, export_config, import_config};
+use crate::serve::ServerChild;
+use crate::synth::{Institution, Size};
+
+struct Steps {
+    out: String,
+    last: Instant,
+}
+
+impl Steps {
+    fn new() -> Steps {
+        reset_peak();
+        Steps {
+            out: String::from("| step | time | RSS after | peak so far |\n|---|---:|---:|---:|\n"),
+            last: Instant::now(),
+        }
+    }
+
+    fn step(&mut self, name: &str) {
+        let m = memory();
+        let line = format!(
+            "| {name} | {:.2} s | {:.0} MiB | {:.0} MiB |\n",
+            self.last.elapsed().as_secs_f64(),
+            mib(m.current_kib),
+            mib(m.peak_kib)
+        );
+        eprint!("{line}");
+        self.out.push_str(&line);
+        self.last = Instant::now();
+    }
+}
+
+fn to_fine(row: FineRow) -> Fine {
+    Fine {
+        id: row.fine_id,
+        patron_id: row.patron_id,
+        loan_id: row.loan_id,
+        fee_type: row.fee_type,
+        closed: row.closed,
+        created_at: row.created_at,
+        status_at: row.status_at,
+        original_amount: row.original_amount,
+        remaining_amount: row.remaining_amount,
+        comment: row.comment,
+        item: row.item,
+    }
+}
+
+fn to_reported(row: TransactionRow) -> ReportedTransaction {
+    ReportedTransaction {
+        id: row.transaction_id,
+        fine_id: row.fine_id,
+        kind: row.kind,
+        amount: row.amount,
+        created_at: row.created_at,
+        note: row.note,
+    }
+}
+
+async fn import_steps(
+    steps: &mut Steps,
+    store: &dyn FineStore,
+    analytics: &alma_analytics::Analytics,
+    now: NaiveDateTime,
+    label: &str,
+) -> Result<(), BenchError> {
+    let config = import_config(1);
+    let columns = &config.columns;
+    let transactions = analytics
+        .all_transactions(&config.paths.transactions, None, &columns.transactions)
+        .await
+        .map_err(sync_stages::StageError::from)?;
+    steps.step(&format!("{label}: fetch + parse All Transactions"));
+    let fines = analytics
+        .all_fines(&config.paths.fines, None, &columns.fines)
+        .await
+        .map_err(sync_stages::StageError::from)?;
+    steps.step(&format!("{label}: fetch + parse All Fines"));
+    let balances = analytics
+        .all_balances(&config.paths.balances, &columns.balances)
+        .await
+        .map_err(sync_stages::StageError::from)?;
+    steps.step(&format!("{label}: fetch + parse All User Balances"));
+    let reports = Reports {
+        fines: fines.rows.into_iter().map(to_fine).collect(),
+        transactions: transactions.rows.into_iter().map(to_reported).collect(),
+        balances: balances
+            .rows
+            .into_iter()
+            .map(|row| Patron {
+                id: row.patron_id,
+                balance: row.balance,
+            })
+            .collect(),
+    };
+    steps.step(&format!("{label}: rows to records"));
+    let mut ledgers = store.ledgers(&reports.fine_ids()).await?;
+    steps.step(&format!("{label}: store.ledgers(every fine id)"));
+    let loans = reports.credit_loans();
+    if !loans.is_empty() {
+        let loaded: BTreeSet<_> = ledgers.iter().map(|l| l.fine.id.clone()).collect();
+        let on_loans = store.ledgers_by_loan(&loans).await?;
+        ledgers.extend(
+            on_loans
+                .into_iter()
+                .filter(|l| !loaded.contains(&l.fine.id)),
+        );
+    }
+    let credit_sources = store
+        .known_credit_sources(&reports.credit_fine_ids())
+        .await?
+        .into_iter()
+        .collect();
+    steps.step(&format!(
+        "{label}: store.ledgers_by_loan + known_credit_sources"
+    ));
+    let fines_with_payments: BTreeSet<_> = reports
+        .transactions
+        .iter()
+        .filter(|t| t.kind == AlmaTxnType::Payment)
+        .map(|t| t.fine_id.clone())
+        .collect();
+    let mut payment_records = Vec::new();
+    for fine in &fines_with_payments {
+        payment_records.extend(store.payment_records_of_fine(fine).await?);
+    }
+    steps.step(&format!(
+        "{label}: store.payment_records_of_fine x {} (one query per fine)",
+        fines_with_payments.len()
+    ));
+    let known = KnownState {
+        patrons: store.patrons(&reports.patron_ids()).await?,
+        ledgers,
+        credit_sources,
+        payment_records,
+    };
+    steps.step(&format!("{label}: store.patrons"));
+    let plan = plan_import(&reports, &known, &config.settings, now.and_utc());
+    steps.step(&format!("{label}: plan_import"));
+    drop(known);
+    store.apply(&plan.changes).await?;
+    steps.step(&format!(
+        "{label}: store.apply ({} fines, {} Alma txns, {} lines, {} Bursar txns)",
+        plan.changes.fines.len(),
+        plan.changes.alma_transactions.len(),
+        plan.changes.account_lines.len(),
+        plan.changes.bursar_transactions.len()
+    ));
+    drop(plan);
+    drop(reports);
+    steps.step(&format!("{label}: drop everything"));
+    Ok(())
+}
+
+pub async fn run(size: Size, store: StoreChoice) -> Result<String, BenchError> {
+    let server = ServerChild::spawn(&[
+        "serve-alma".into(),
+        "--seed".into(),
+        size.seed.to_string(),
+        "--fines".into(),
+        size.fines.to_string(),
+        "--transactions".into(),
+        size.transactions.to_string(),
+        "--patrons".into(),
+        size.patrons.to_string(),
+        "--days".into(),
+        "1".into(),
+    ])?;
+    let tmp = tempfile::tempdir().map_err(|e| BenchError::io("creating a work folder", ".", e))?;
+    let opened = OpenStore::open(&store, tmp.path(), "profile").await?;
+    let store = opened.store.as_ref();
+    let analytics = analytics(&server.uri, 1000)?;
+    let export = export_config(tmp.path().join("exports"));
+    let day1 = Institution::day1();
+    let now = day1.and_utc();
+
+    let mut steps = Steps::new();
+    steps.step("start");
+    import_steps(&mut steps, store, &analytics, day1, "import").await?;
+
+    let ledgers = store.ledgers_with_pending_alma().await?;
+    steps.step(&format!(
+        "export: store.ledgers_with_pending_alma ({} ledgers)",
+        ledgers.len()
+    ));
+    let decisions = plan_decisions(&ledgers, now);
+    steps.step("export: plan_decisions");
+    drop(ledgers);
+    store.apply(&decisions.changes).await?;
+    steps.step("export: store.apply(decisions)");
+    let items = store.pending_export().await?;
+    steps.step(&format!(
+        "export: store.pending_export ({} items)",
+        items.len()
+    ));
+    let commit = plan_commit(&items, 1, day1.date(), now, &export.billing, &export.layout)
+        .map_err(|e| BenchError::Check(format!("plan_commit: {e}")))?;
+    steps.step("export: plan_commit");
+    if let Some(commit) = commit {
+        store.commit_export(&commit).await?;
+        steps.step("export: store.commit_export");
+        let files = render_export(store, &commit.export, &export).await?;
+        steps.step("export: render_export (store.export_items + render)");
+        for (name, bytes) in files {
+            write_file_once(&export.exports_dir, &name, &bytes)?;
+        }
+        steps.step("export: write files");
+    }
+    drop(items);
+    import_steps(
+        &mut steps,
+        store,
+        &analytics,
+        day1 + TimeDelta::hours(1),
+        "re-run import",
+    )
+    .await?;
+    opened.clean_up().await?;
+    drop(server);
+    Ok(format!(
+        "profile: seed {}, {} fines, {} transactions, {} patrons\n\n{}",
+        size.seed, size.fines, size.transactions, size.patrons, steps.out
+    ))
+}
