@@ -10,7 +10,6 @@
 use std::collections::BTreeSet;
 use std::time::Instant;
 
-use alma_analytics::{FineRow, TransactionRow};
 use chrono::{NaiveDateTime, TimeDelta};
 use fine_store::FineStore;
 use sync_core::records::{AlmaTxnType, Fine, Patron};
@@ -53,33 +52,6 @@ impl Steps {
     }
 }
 
-fn to_fine(row: FineRow) -> Fine {
-    Fine {
-        id: row.fine_id,
-        patron_id: row.patron_id,
-        loan_id: row.loan_id,
-        fee_type: row.fee_type,
-        closed: row.closed,
-        created_at: row.created_at,
-        status_at: row.status_at,
-        original_amount: row.original_amount,
-        remaining_amount: row.remaining_amount,
-        comment: row.comment,
-        item: row.item,
-    }
-}
-
-fn to_reported(row: TransactionRow) -> ReportedTransaction {
-    ReportedTransaction {
-        id: row.transaction_id,
-        fine_id: row.fine_id,
-        kind: row.kind,
-        amount: row.amount,
-        created_at: row.created_at,
-        note: row.note,
-    }
-}
-
 async fn import_steps(
     steps: &mut Steps,
     store: &dyn FineStore,
@@ -105,8 +77,12 @@ async fn import_steps(
         .map_err(sync_stages::StageError::from)?;
     steps.step(&format!("{label}: fetch + parse All User Balances"));
     let reports = Reports {
-        fines: fines.rows.into_iter().map(to_fine).collect(),
-        transactions: transactions.rows.into_iter().map(to_reported).collect(),
+        fines: fines.rows.into_iter().map(Fine::from).collect(),
+        transactions: transactions
+            .rows
+            .into_iter()
+            .map(ReportedTransaction::from)
+            .collect(),
         balances: balances
             .rows
             .into_iter()

@@ -7,7 +7,6 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::cli::{EXIT_DONE, EXIT_FAILED, EXIT_USAGE};
 use crate::context::Clock;
 use crate::stages::Stage;
 
@@ -33,26 +32,11 @@ pub fn main(name: &'static str, about: &'static str, stages: &[Stage]) -> ExitCo
         .and_then(|matches| <CronArgs as clap::FromArgMatches>::from_arg_matches(&matches))
     {
         Ok(args) => args,
-        Err(error) => {
-            let code = if error.use_stderr() {
-                EXIT_USAGE
-            } else {
-                EXIT_DONE
-            };
-            let _ = error.print();
-            return ExitCode::from(code);
-        }
+        Err(error) => return crate::usage_exit(error),
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let runtime = match crate::runtime() {
         Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
-            return ExitCode::from(EXIT_FAILED);
-        }
+        Err(exit) => return exit,
     };
     let result = runtime.block_on(async {
         let clock = Clock::from_option(None)?;

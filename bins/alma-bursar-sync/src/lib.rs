@@ -390,3 +390,27 @@ async fn rehearse(dir: Option<PathBuf>, days: u8, clock: Clock) -> Result<u8, Ap
     let _ = report;
     result.map(|()| EXIT_DONE)
 }
+
+/// The exit of a command line clap refused: `--help` and `--version`
+/// print to stdout and succeed; anything else is bad usage.
+pub fn usage_exit(error: clap::Error) -> std::process::ExitCode {
+    let code = if error.use_stderr() {
+        cli::EXIT_USAGE
+    } else {
+        EXIT_DONE
+    };
+    let _ = error.print();
+    std::process::ExitCode::from(code)
+}
+
+/// The async runtime every binary runs its command on.
+pub fn runtime() -> Result<tokio::runtime::Runtime, std::process::ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|error| {
+            eprintln!("error: cannot start the async runtime: {error}");
+            std::process::ExitCode::from(cli::EXIT_FAILED)
+        })
+}

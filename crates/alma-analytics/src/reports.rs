@@ -8,7 +8,10 @@
 
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
 use sync_core::Money;
-use sync_core::records::{AlmaTxnId, AlmaTxnType, FeeType, FineId, ItemDetails, LoanId, PatronId};
+use sync_core::records::{
+    AlmaTxnId, AlmaTxnType, FeeType, Fine, FineId, ItemDetails, LoanId, PatronId,
+};
+use sync_core::rules::opening::ReportedTransaction;
 
 use crate::error::ReportError;
 use crate::fetch::{Analytics, FetchSummary, ReportRequest, Row};
@@ -226,6 +229,38 @@ pub struct TransactionRow {
     pub note: Option<String>,
     pub loan_id: Option<LoanId>,
     pub patron_id: PatronId,
+}
+
+/// The fine a row of All Fines describes.
+impl From<FineRow> for Fine {
+    fn from(row: FineRow) -> Fine {
+        Fine {
+            id: row.fine_id,
+            patron_id: row.patron_id,
+            loan_id: row.loan_id,
+            fee_type: row.fee_type,
+            closed: row.closed,
+            created_at: row.created_at,
+            status_at: row.status_at,
+            original_amount: row.original_amount,
+            remaining_amount: row.remaining_amount,
+            comment: row.comment,
+            item: row.item,
+        }
+    }
+}
+
+impl From<TransactionRow> for ReportedTransaction {
+    fn from(row: TransactionRow) -> ReportedTransaction {
+        ReportedTransaction {
+            id: row.transaction_id,
+            fine_id: row.fine_id,
+            kind: row.kind,
+            amount: row.amount,
+            created_at: row.created_at,
+            note: row.note,
+        }
+    }
 }
 
 /// One row of All User Balances.

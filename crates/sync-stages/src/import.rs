@@ -8,7 +8,7 @@
 
 use std::collections::BTreeSet;
 
-use alma_analytics::{Analytics, FineRow, ReportColumns, TransactionRow};
+use alma_analytics::{Analytics, ReportColumns};
 use chrono::{DateTime, Days, NaiveDate, NaiveDateTime, Utc};
 use fail::fail_point;
 use fine_store::FineStore;
@@ -132,33 +132,6 @@ fn choose_since(
     }
 }
 
-fn to_fine(row: FineRow) -> Fine {
-    Fine {
-        id: row.fine_id,
-        patron_id: row.patron_id,
-        loan_id: row.loan_id,
-        fee_type: row.fee_type,
-        closed: row.closed,
-        created_at: row.created_at,
-        status_at: row.status_at,
-        original_amount: row.original_amount,
-        remaining_amount: row.remaining_amount,
-        comment: row.comment,
-        item: row.item,
-    }
-}
-
-fn to_reported(row: TransactionRow) -> ReportedTransaction {
-    ReportedTransaction {
-        id: row.transaction_id,
-        fine_id: row.fine_id,
-        kind: row.kind,
-        amount: row.amount,
-        created_at: row.created_at,
-        note: row.note,
-    }
-}
-
 /// Fetches the three reports completely, transactions first as the spec
 /// orders them. Nothing is written until all three are in.
 async fn fetch_reports(
@@ -177,8 +150,12 @@ async fn fetch_reports(
         .all_balances(&config.paths.balances, &columns.balances)
         .await?;
     Ok(Reports {
-        fines: fines.rows.into_iter().map(to_fine).collect(),
-        transactions: transactions.rows.into_iter().map(to_reported).collect(),
+        fines: fines.rows.into_iter().map(Fine::from).collect(),
+        transactions: transactions
+            .rows
+            .into_iter()
+            .map(ReportedTransaction::from)
+            .collect(),
         balances: balances
             .rows
             .into_iter()
