@@ -278,3 +278,48 @@ impl Drop for Unmount {
         let _ = std::process::Command::new("umount").arg(&self.0).status();
     }
 }
+
+/// Analytics answering an empty report on a day the store holds fines (a
+/// failed nightly copy, say): the import merges nothing and deletes
+/// nothing, the export finds nothing to send, and the next good day ends
+/// exactly as if the empty day never happened.
+#[tokio::test]
+async fn an_empty_report_when_data_exists_changes_and_sends_nothing() {
+    let clean = Rig::new(DeskPaymentPolicy::Report).await;
+    clean.day("day1", at(DAY1)).await;
+    clean.day("day2", at(DAY2)).await;
+
+    let rig = Rig::new(DeskPaymentPolicy::Report).await;
+    rig.day("day1", at(DAY1)).await;
+    let before = rig.records().await;
+    for (path, headings) in [
+        (FINES, vec!["Fine Fee Id", "Primary Identifier"]),
+        (TRANSACTIONS, vec!["Fine Fee Id", "Fine Fee Transaction Id"]),
+        (BALANCES, vec!["Primary Identifier", "Remaining Amount"]),
+    ] {
+        rig.sim
+            .serve_report(path, alma_sim::ReportTable::new(&headings), 5);
+    }
+    let empty_day = at("2024-12-20T12:00:00");
+    let import = rig.import(empty_day).await.unwrap();
+    assert_eq!(
+        (
+            import.rows_fines,
+            import.rows_transactions,
+            import.rows_balances
+        ),
+        (0, 0, 0)
+    );
+    let export = rig.export(empty_day).await.unwrap();
+    assert_eq!(export.export, None);
+    rig.send(empty_day).await.unwrap();
+    assert_eq!(
+        rig.records().await,
+        before,
+        "an empty report deletes nothing"
+    );
+
+    rig.day("day2", at(DAY2)).await;
+    assert_eq!(rig.files("bursar"), clean.files("bursar"));
+    assert_eq!(rig.records().await, clean.records().await);
+}
