@@ -234,19 +234,7 @@ fn describe_difference(clean: &Snapshot, run: &Snapshot) -> String {
 #[allow(clippy::float_arithmetic)]
 pub async fn crash(args: CrashArgs) -> Result<String, BenchError> {
     let size = args.size;
-    let server = ServerChild::spawn(&[
-        "serve-alma".into(),
-        "--seed".into(),
-        size.seed.to_string(),
-        "--fines".into(),
-        size.fines.to_string(),
-        "--transactions".into(),
-        size.transactions.to_string(),
-        "--patrons".into(),
-        size.patrons.to_string(),
-        "--days".into(),
-        "1,2".into(),
-    ])?;
+    let server = ServerChild::serve_alma(&size, "1,2")?;
     let tmp = match &args.work_dir {
         Some(dir) => tempfile::tempdir_in(dir),
         None => tempfile::tempdir(),

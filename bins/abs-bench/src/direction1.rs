@@ -39,19 +39,7 @@ fn utc(at: NaiveDateTime) -> DateTime<Utc> {
 pub async fn run(args: Direction1Args) -> Result<String, BenchError> {
     let size = args.size;
     let days = if args.day2 { "1,2" } else { "1" };
-    let server = ServerChild::spawn(&[
-        "serve-alma".into(),
-        "--seed".into(),
-        size.seed.to_string(),
-        "--fines".into(),
-        size.fines.to_string(),
-        "--transactions".into(),
-        size.transactions.to_string(),
-        "--patrons".into(),
-        size.patrons.to_string(),
-        "--days".into(),
-        days.into(),
-    ])?;
+    let server = ServerChild::serve_alma(&size, days)?;
     let tmp = match &args.work_dir {
         Some(dir) => tempfile::tempdir_in(dir),
         None => tempfile::tempdir(),

@@ -7,15 +7,15 @@
 //! in the stages' order. The step that the stage keeps private (loading
 //! what the store knows) is re-done here the same way. No job is recorded.
 
-use std::collections::BTreeSet;
 use std::time::Instant;
 
 use chrono::{NaiveDateTime, TimeDelta};
 use fine_store::FineStore;
-use sync_core::records::{AlmaTxnType, Fine, Patron};
+use sync_core::records::{Fine, Patron};
 use sync_core::rules::opening::ReportedTransaction;
 use sync_stages::export::{render_export, write_file_once};
 use sync_stages::export_plan::{plan_commit, plan_decisions};
+use sync_stages::import::{load_credit_sources, load_ledgers, load_payment_records};
 use sync_stages::import_plan::{KnownState, Reports, plan_import};
 
 use crate::error::BenchError;
@@ -93,39 +93,15 @@ async fn import_steps(
             .collect(),
     };
     steps.step(&format!("{label}: rows to records"));
-    let mut ledgers = store.ledgers(&reports.fine_ids()).await?;
-    steps.step(&format!("{label}: store.ledgers(every fine id)"));
-    let loans = reports.credit_loans();
-    if !loans.is_empty() {
-        let loaded: BTreeSet<_> = ledgers.iter().map(|l| l.fine.id.clone()).collect();
-        let on_loans = store.ledgers_by_loan(&loans).await?;
-        ledgers.extend(
-            on_loans
-                .into_iter()
-                .filter(|l| !loaded.contains(&l.fine.id)),
-        );
-    }
-    let credit_sources = store
-        .known_credit_sources(&reports.credit_fine_ids())
-        .await?
-        .into_iter()
-        .collect();
+    let ledgers = load_ledgers(store, &reports).await?;
     steps.step(&format!(
-        "{label}: store.ledgers_by_loan + known_credit_sources"
+        "{label}: store.ledgers(every fine id) + ledgers_by_loan"
     ));
-    let fines_with_payments: BTreeSet<_> = reports
-        .transactions
-        .iter()
-        .filter(|t| t.kind == AlmaTxnType::Payment)
-        .map(|t| t.fine_id.clone())
-        .collect();
-    let mut payment_records = Vec::new();
-    for fine in &fines_with_payments {
-        payment_records.extend(store.payment_records_of_fine(fine).await?);
-    }
+    let credit_sources = load_credit_sources(store, &reports).await?;
+    steps.step(&format!("{label}: store.known_credit_sources"));
+    let payment_records = load_payment_records(store, &reports, &ledgers).await?;
     steps.step(&format!(
-        "{label}: store.payment_records_of_fine x {} (one query per fine)",
-        fines_with_payments.len()
+        "{label}: store.payment_records_of_fine (one query per fine with a payment)"
     ));
     let known = KnownState {
         patrons: store.patrons(&reports.patron_ids()).await?,
@@ -152,19 +128,7 @@ async fn import_steps(
 }
 
 pub async fn run(size: Size, store: StoreChoice) -> Result<String, BenchError> {
-    let server = ServerChild::spawn(&[
-        "serve-alma".into(),
-        "--seed".into(),
-        size.seed.to_string(),
-        "--fines".into(),
-        size.fines.to_string(),
-        "--transactions".into(),
-        size.transactions.to_string(),
-        "--patrons".into(),
-        size.patrons.to_string(),
-        "--days".into(),
-        "1".into(),
-    ])?;
+    let server = ServerChild::serve_alma(&size, "1")?;
     let tmp = tempfile::tempdir().map_err(|e| BenchError::io("creating a work folder", ".", e))?;
     let opened = OpenStore::open(&store, tmp.path(), "profile").await?;
     let store = opened.store.as_ref();

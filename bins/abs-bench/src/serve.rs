@@ -254,6 +254,24 @@ pub struct ServerChild {
 }
 
 impl ServerChild {
+    /// Starts `abs-bench serve-alma` serving the institution of `size`
+    /// for the given days (`"1"` or `"1,2"`).
+    pub fn serve_alma(size: &Size, days: &str) -> Result<ServerChild, BenchError> {
+        ServerChild::spawn(&[
+            "serve-alma".into(),
+            "--seed".into(),
+            size.seed.to_string(),
+            "--fines".into(),
+            size.fines.to_string(),
+            "--transactions".into(),
+            size.transactions.to_string(),
+            "--patrons".into(),
+            size.patrons.to_string(),
+            "--days".into(),
+            days.into(),
+        ])
+    }
+
     /// Starts `abs-bench <args>` and waits for its `URL` line.
     pub fn spawn(args: &[String]) -> Result<ServerChild, BenchError> {
         let exe = std::env::current_exe()
