@@ -113,7 +113,7 @@ pub async fn run(args: PaymentsArgs) -> Result<String, BenchError> {
             changes.fines.push(fine);
             changes.account_lines.push(line);
         }
-        store.apply(&changes).await?;
+        store.apply(changes.clone()).await?;
         n += 5000;
     }
     let drop_dir = tmp.path().join("drop");

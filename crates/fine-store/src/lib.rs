@@ -60,6 +60,12 @@ pub struct ChangeSet {
     pub account_lines: Vec<BursarAccountLine>,
     /// By (reference, n).
     pub bursar_transactions: Vec<BursarTransaction>,
+    /// Keys ([`AlmaTransaction::key`]) of stored Alma transactions now
+    /// reconciled to the Bursar ledger: only their `pending` flag is
+    /// cleared, written after everything else of the change set. The
+    /// export settles a million of them at once, where rewriting whole
+    /// records would cost most of its time.
+    pub reconciled_alma: Vec<String>,
 }
 
 impl ChangeSet {
@@ -69,6 +75,7 @@ impl ChangeSet {
             && self.alma_transactions.is_empty()
             && self.account_lines.is_empty()
             && self.bursar_transactions.is_empty()
+            && self.reconciled_alma.is_empty()
     }
 }
 
@@ -165,14 +172,17 @@ pub trait FineStore: Send + Sync {
     /// Writes a stage's changes all-or-nothing, upserting each record by
     /// its natural key. Fails with `Conflict`, writing nothing, if the
     /// change set would alter a Bursar transaction that went out in an
-    /// export (writing it again unchanged is fine).
-    async fn apply(&self, changes: &ChangeSet) -> Result<(), StoreError>;
+    /// export (writing it again unchanged is fine), or if a key in
+    /// `reconciled_alma` is not stored. Takes the change set by value: an
+    /// import's holds every record of a first import, and a copy would
+    /// double the memory the import needs.
+    async fn apply(&self, changes: ChangeSet) -> Result<(), StoreError>;
 
     // ---- Direction 1, export and send (SPEC 5, 6) ----
 
-    /// Ledgers of every fine with at least one pending Alma transaction,
-    /// ordered by fine id.
-    async fn ledgers_with_pending_alma(&self) -> Result<Vec<FineLedger>, StoreError>;
+    /// Every fine with at least one pending Alma transaction, ordered by
+    /// id: the export reads their ledgers a slice at a time.
+    async fn fines_with_pending_alma(&self) -> Result<Vec<FineId>, StoreError>;
 
     /// Every Bursar transaction pending export, with its account line,
     /// ordered by reference then `n`.
@@ -208,9 +218,19 @@ pub trait FineStore: Send + Sync {
     /// The stored payment records among `keys`, ordered by key.
     async fn payment_records(&self, keys: &[String]) -> Result<Vec<PaymentRecord>, StoreError>;
 
-    /// Payment records matched to this fine, oldest first (SPEC 4.7 asks
-    /// whether an Alma payment was posted by Direction 2).
-    async fn payment_records_of_fine(&self, id: &FineId) -> Result<Vec<PaymentRecord>, StoreError>;
+    /// Payment records matched to any of these fines, ordered by fine id,
+    /// then oldest first (SPEC 4.7 asks whether an Alma payment was posted
+    /// by Direction 2; an import asks it for every fine with a payment).
+    async fn payment_records_of_fines(
+        &self,
+        ids: &[FineId],
+    ) -> Result<Vec<PaymentRecord>, StoreError>;
+
+    /// Payment records matched to this fine, oldest first.
+    async fn payment_records_of_fine(&self, id: &FineId) -> Result<Vec<PaymentRecord>, StoreError> {
+        self.payment_records_of_fines(std::slice::from_ref(id))
+            .await
+    }
 
     /// Upserts one payment record by key. Durable when it returns: the
     /// *posting* record must be on disk before the POST to Alma (7.5).
@@ -286,6 +306,13 @@ pub(crate) fn job_status_name(status: sync_core::records::JobStatus) -> &'static
 
 /// The duplicates in a list of keys, for refusing a commit that lists a
 /// transaction twice.
+/// The order of [`FineStore::payment_records_of_fines`].
+pub(crate) fn sort_payment_records(records: &mut [PaymentRecord]) {
+    records.sort_by(|a, b| {
+        (&a.fine_id, a.first_seen_at, &a.key).cmp(&(&b.fine_id, b.first_seen_at, &b.key))
+    });
+}
+
 pub(crate) fn first_duplicate<T: Ord + Clone>(items: &[T]) -> Option<T> {
     let mut seen = std::collections::BTreeSet::new();
     items.iter().find(|item| !seen.insert(*item)).cloned()

@@ -36,9 +36,9 @@
 //!   transactions, fines, and Alma transactions last. The markers that tell
 //!   a re-run "this was done" come last: an Alma transaction stops being
 //!   pending only after the Bursar transactions computed from it are
-//!   stored, so the re-run sees A - B = 0 and just clears the flag, and a
+//!   stored, so the re-run sees A - B = 0 and just clears the flag, a
 //!   credit's distributed transactions (`source_credit_fine`) are written
-//!   after everything else. A crash inside one batch can still leave part
+//!   after the other records, and the `reconciled_alma` flags last. A crash inside one batch can still leave part
 //!   of a credit's distribution: use a replica set.
 //! - `commit_export`: checks, then the export record, then the billing of
 //!   the lines, then the transactions are marked exported. A crash leaves
@@ -76,7 +76,7 @@ use sync_core::records::{
 
 use crate::{
     ChangeSet, ExportCommit, ExportItem, FineLedger, FineStore, StoreDump, StoreError,
-    first_duplicate, job_kind_name, job_status_name, sort_dump, sort_ledger,
+    first_duplicate, job_kind_name, job_status_name, sort_dump, sort_ledger, sort_payment_records,
 };
 
 /// Upserts per `update` command.
@@ -739,6 +739,29 @@ impl MongoStore {
         Ok(())
     }
 
+    /// Refuses a change set that would mark an unstored Alma transaction
+    /// reconciled, naming it, before anything is written.
+    async fn check_reconciled(
+        &self,
+        session: &mut Session,
+        changes: &ChangeSet,
+    ) -> Result<(), Fail> {
+        let reconciled: BTreeSet<&str> =
+            changes.reconciled_alma.iter().map(String::as_str).collect();
+        let keys: Vec<Bson> = reconciled.iter().map(|key| Bson::from(*key)).collect();
+        let stored: BTreeSet<String> = self
+            .strings_in(session, ALMA, "_id", &keys, &Document::new(), "_id")
+            .await?
+            .into_iter()
+            .collect();
+        if let Some(missing) = reconciled.iter().find(|key| !stored.contains(**key)) {
+            return Err(self.conflict(format!(
+                "Alma transaction {missing} is not stored and cannot be marked reconciled; nothing of the change set was written"
+            )));
+        }
+        Ok(())
+    }
+
     fn frozen(&self, txn: &BursarTransaction) -> Fail {
         self.conflict(format!(
             "{} went out in an export and cannot be changed; nothing of the change set was written",
@@ -750,6 +773,7 @@ impl MongoStore {
         if session.is_none() {
             self.check_frozen(session, changes).await?;
         }
+        self.check_reconciled(session, changes).await?;
         let patrons = changes
             .patrons
             .iter()
@@ -808,7 +832,28 @@ impl MongoStore {
             .into_iter()
             .map(|t| Ok((format!("Alma transaction {}", t.key()), self.alma_doc(t)?)))
             .collect::<Result<Vec<_>, Fail>>()?;
-        self.upsert(session, ALMA, alma).await
+        self.upsert(session, ALMA, alma).await?;
+        // Last of all: a reconciled flag says the Bursar side is written.
+        let reconciled: BTreeSet<&str> =
+            changes.reconciled_alma.iter().map(String::as_str).collect();
+        let reconciled: Vec<&str> = reconciled.into_iter().collect();
+        let coll = self.db.collection::<Document>(ALMA);
+        for chunk in reconciled.chunks(IN_CHUNK) {
+            let filter = doc! { "_id": { "$in": chunk.to_vec() } };
+            let update = doc! { "$set": { "pending": false } };
+            let result = match session {
+                Some(s) => coll.update_many(filter, update).session(s).await?,
+                None => coll.update_many(filter, update).await?,
+            };
+            if result.matched_count != chunk.len() as u64 {
+                return Err(self.conflict(format!(
+                    "{} of {} Alma transactions to mark reconciled are not stored; nothing of the change set was written",
+                    chunk.len() as u64 - result.matched_count,
+                    chunk.len()
+                )));
+            }
+        }
+        Ok(())
     }
 
     async fn commit_in(&self, session: &mut Session, commit: &ExportCommit) -> Result<(), Fail> {
@@ -1132,10 +1177,11 @@ impl FineStore for MongoStore {
             .map_err(|fail| self.error("read known credit sources", fail))
     }
 
-    async fn apply(&self, changes: &ChangeSet) -> Result<(), StoreError> {
+    async fn apply(&self, changes: ChangeSet) -> Result<(), StoreError> {
         if changes.is_empty() {
             return Ok(());
         }
+        let changes = &changes;
         self.retrying("apply a change set", || async {
             let mut session = self.begin().await?;
             let result = self.apply_in(&mut session, changes).await;
@@ -1144,7 +1190,7 @@ impl FineStore for MongoStore {
         .await
     }
 
-    async fn ledgers_with_pending_alma(&self) -> Result<Vec<FineLedger>, StoreError> {
+    async fn fines_with_pending_alma(&self) -> Result<Vec<FineId>, StoreError> {
         let read = async {
             let pending = self
                 .find_projected(
@@ -1157,11 +1203,11 @@ impl FineStore for MongoStore {
             let ids = pending
                 .iter()
                 .map(|document| self.string_field(ALMA, document, "fine_id").map(FineId))
-                .collect::<Result<Vec<_>, Fail>>()?;
-            self.ledgers_of(&mut None, &ids).await
+                .collect::<Result<BTreeSet<_>, Fail>>()?;
+            Ok(ids.into_iter().collect())
         };
         read.await
-            .map_err(|fail| self.error("read ledgers with pending Alma transactions", fail))
+            .map_err(|fail| self.error("read fines with pending Alma transactions", fail))
     }
 
     async fn pending_export(&self) -> Result<Vec<ExportItem>, StoreError> {
@@ -1294,17 +1340,22 @@ impl FineStore for MongoStore {
             .map_err(|fail| self.error("read payment records", fail))
     }
 
-    async fn payment_records_of_fine(&self, id: &FineId) -> Result<Vec<PaymentRecord>, StoreError> {
+    async fn payment_records_of_fines(
+        &self,
+        ids: &[FineId],
+    ) -> Result<Vec<PaymentRecord>, StoreError> {
         let read = async {
+            let ids: BTreeSet<&str> = ids.iter().map(FineId::as_str).collect();
+            let keys: Vec<Bson> = ids.into_iter().map(Bson::from).collect();
             let found = self
-                .find(&mut None, PAYMENTS, doc! { "fine_id": id.as_str() })
+                .find_in(&mut None, PAYMENTS, "fine_id", &keys, &Document::new())
                 .await?;
             let mut records: Vec<PaymentRecord> = self.parse_all(PAYMENTS, found)?;
-            records.sort_by(|a, b| (a.first_seen_at, &a.key).cmp(&(b.first_seen_at, &b.key)));
+            sort_payment_records(&mut records);
             Ok(records)
         };
         read.await
-            .map_err(|fail| self.error("read the payment records of a fine", fail))
+            .map_err(|fail| self.error("read the payment records of fines", fail))
     }
 
     async fn put_payment_record(&self, record: &PaymentRecord) -> Result<(), StoreError> {

@@ -23,6 +23,7 @@
 //! rusqlite is blocking, so every call runs on tokio's blocking pool over
 //! one connection behind a mutex (SQLite serialises writers anyway).
 
+use std::collections::BTreeMap;
 use std::fmt::Display;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -40,7 +41,7 @@ use sync_core::records::{
 
 use crate::{
     ChangeSet, ExportCommit, ExportItem, FineLedger, FineStore, StoreDump, StoreError,
-    first_duplicate, job_kind_name, job_status_name, sort_ledger,
+    first_duplicate, job_kind_name, job_status_name, sort_ledger, sort_payment_records,
 };
 
 /// Schema steps, in order: entry `i` takes `user_version` from `i` to `i + 1`.
@@ -501,48 +502,108 @@ fn read_one<T: DeserializeOwned>(
     Ok(read_rows(conn, ctx, sql, params, name)?.into_iter().next())
 }
 
-/// The ledgers of the stored fines among `ids`, ordered by fine id.
-fn ledgers_of(conn: &Connection, ctx: &Ctx, ids: &[FineId]) -> Result<Vec<FineLedger>, StoreError> {
-    let mut ids: Vec<&FineId> = ids.iter().collect();
-    ids.sort();
-    ids.dedup();
-    let mut ledgers = Vec::new();
-    for id in ids {
-        let fine: Option<Fine> = read_one(
+/// Ids per `IN (...)` query: well under SQLite's limit of host parameters,
+/// and large enough that a 200,000-fine import makes few round trips.
+const IN_CHUNK: usize = 500;
+
+/// `?1, ?2, ... ?n`.
+fn placeholders(n: usize) -> String {
+    (1..=n)
+        .map(|i| format!("?{i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Rows of `SELECT key, record ... WHERE column IN (ids)`, `ids` taken
+/// [`IN_CHUNK`] at a time; `sql` has one `{in}` for the placeholders.
+fn read_rows_in<T: DeserializeOwned>(
+    conn: &Connection,
+    ctx: &Ctx,
+    sql: &str,
+    ids: &[&str],
+    name: impl Fn(&str) -> String,
+) -> Result<Vec<T>, StoreError> {
+    let mut out = Vec::new();
+    for chunk in ids.chunks(IN_CHUNK) {
+        let sql = sql.replace("{in}", &placeholders(chunk.len()));
+        out.extend(read_rows(
             conn,
             ctx,
-            "SELECT id, record FROM fines WHERE id = ?1",
-            [id.as_str()],
+            &sql,
+            rusqlite::params_from_iter(chunk),
+            &name,
+        )?);
+    }
+    Ok(out)
+}
+
+/// The ledgers of the stored fines among `ids`, ordered by fine id.
+fn ledgers_of(conn: &Connection, ctx: &Ctx, ids: &[FineId]) -> Result<Vec<FineLedger>, StoreError> {
+    let mut ids: Vec<&str> = ids.iter().map(FineId::as_str).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut ledgers = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(IN_CHUNK) {
+        let fines: Vec<Fine> = read_rows_in(
+            conn,
+            ctx,
+            "SELECT id, record FROM fines WHERE id IN ({in})",
+            chunk,
             |key| format!("fine {key}"),
         )?;
-        let Some(fine) = fine else { continue };
-        let mut ledger = FineLedger {
-            fine,
-            alma: read_rows(
-                conn,
-                ctx,
-                "SELECT key, record FROM alma_transactions WHERE fine_id = ?1",
-                [id.as_str()],
-                alma_name,
-            )?,
-            lines: read_rows(
-                conn,
-                ctx,
-                "SELECT reference, record FROM account_lines WHERE reference = ?1",
-                [id.as_str()],
-                |key| format!("account line {key}"),
-            )?,
-            bursar: read_rows(
-                conn,
-                ctx,
-                "SELECT reference || '#' || n, record FROM bursar_transactions \
-                 WHERE reference = ?1 ORDER BY n",
-                [id.as_str()],
-                |key| format!("Bursar transaction {key}"),
-            )?,
-        };
-        sort_ledger(&mut ledger);
-        ledgers.push(ledger);
+        let mut of_chunk: BTreeMap<FineId, FineLedger> = fines
+            .into_iter()
+            .map(|fine| {
+                let ledger = FineLedger {
+                    fine,
+                    alma: Vec::new(),
+                    lines: Vec::new(),
+                    bursar: Vec::new(),
+                };
+                (ledger.fine.id.clone(), ledger)
+            })
+            .collect();
+        let alma: Vec<AlmaTransaction> = read_rows_in(
+            conn,
+            ctx,
+            "SELECT key, record FROM alma_transactions WHERE fine_id IN ({in})",
+            chunk,
+            alma_name,
+        )?;
+        for txn in alma {
+            if let Some(ledger) = of_chunk.get_mut(&txn.fine_id) {
+                ledger.alma.push(txn);
+            }
+        }
+        let lines: Vec<BursarAccountLine> = read_rows_in(
+            conn,
+            ctx,
+            "SELECT reference, record FROM account_lines WHERE reference IN ({in})",
+            chunk,
+            |key| format!("account line {key}"),
+        )?;
+        for line in lines {
+            if let Some(ledger) = of_chunk.get_mut(&line.reference) {
+                ledger.lines.push(line);
+            }
+        }
+        let bursar: Vec<BursarTransaction> = read_rows_in(
+            conn,
+            ctx,
+            "SELECT reference || '#' || n, record FROM bursar_transactions \
+             WHERE reference IN ({in})",
+            chunk,
+            |key| format!("Bursar transaction {key}"),
+        )?;
+        for txn in bursar {
+            if let Some(ledger) = of_chunk.get_mut(&txn.reference) {
+                ledger.bursar.push(txn);
+            }
+        }
+        ledgers.extend(of_chunk.into_values().map(|mut ledger| {
+            sort_ledger(&mut ledger);
+            ledger
+        }));
     }
     Ok(ledgers)
 }
@@ -624,6 +685,23 @@ fn apply_changes(conn: &mut Connection, ctx: &Ctx, changes: &ChangeSet) -> Resul
         let mut stmt = tx.prepare_cached(UPSERT_ALMA).map_err(err)?;
         for txn in &changes.alma_transactions {
             put_alma(&mut stmt, ctx, txn).map_err(err)?;
+        }
+        // The flag lives in the column (for the index) and in the record
+        // (what is read back); both change together.
+        let mut stmt = tx
+            .prepare_cached(
+                "UPDATE alma_transactions \
+                 SET pending = 0, record = json_set(record, '$.pending', json('false')) \
+                 WHERE key = ?1",
+            )
+            .map_err(err)?;
+        for key in &changes.reconciled_alma {
+            if stmt.execute([key]).map_err(err)? == 0 {
+                return Err(ctx.conflict(format!(
+                    "{} is not stored and cannot be marked reconciled; nothing of the change set was written",
+                    alma_name(key)
+                )));
+            }
         }
     }
     tx.commit().map_err(|e| ctx.sql(e))
@@ -821,23 +899,20 @@ impl FineStore for SqliteStore {
     }
 
     async fn patrons(&self, ids: &[PatronId]) -> Result<Vec<Patron>, StoreError> {
-        let mut ids = ids.to_vec();
-        ids.sort();
+        let mut ids: Vec<String> = ids.iter().map(|id| id.0.clone()).collect();
+        ids.sort_unstable();
         ids.dedup();
         self.run("read patrons", move |conn, ctx| {
-            let mut out = Vec::new();
-            for id in &ids {
-                if let Some(patron) = read_one(
-                    conn,
-                    ctx,
-                    "SELECT id, record FROM patrons WHERE id = ?1",
-                    [id.as_str()],
-                    |k| format!("patron {k}"),
-                )? {
-                    out.push(patron);
-                }
-            }
-            Ok(out)
+            let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+            let mut patrons: Vec<Patron> = read_rows_in(
+                conn,
+                ctx,
+                "SELECT id, record FROM patrons WHERE id IN ({in})",
+                &ids,
+                |k| format!("patron {k}"),
+            )?;
+            patrons.sort_by(|a, b| a.id.cmp(&b.id));
+            Ok(patrons)
         })
         .await
     }
@@ -903,42 +978,33 @@ impl FineStore for SqliteStore {
         .await
     }
 
-    async fn apply(&self, changes: &ChangeSet) -> Result<(), StoreError> {
+    async fn apply(&self, changes: ChangeSet) -> Result<(), StoreError> {
         if changes.is_empty() {
             return Ok(());
         }
-        let changes = changes.clone();
         self.run("apply a change set", move |conn, ctx| {
             apply_changes(conn, ctx, &changes)
         })
         .await
     }
 
-    async fn ledgers_with_pending_alma(&self) -> Result<Vec<FineLedger>, StoreError> {
-        self.run(
-            "read ledgers with pending Alma transactions",
-            |conn, ctx| {
-                let tx = conn.transaction().map_err(|e| ctx.sql(e))?;
-                let ids = {
-                    let mut stmt = tx
-                        .prepare_cached(
-                            "SELECT DISTINCT fine_id FROM alma_transactions WHERE pending = 1",
-                        )
-                        .map_err(|e| ctx.sql(e))?;
-                    let rows = stmt
-                        .query_map([], |row| row.get::<_, String>(0))
-                        .map_err(|e| ctx.sql(e))?;
-                    let mut ids = Vec::new();
-                    for row in rows {
-                        ids.push(FineId(row.map_err(|e| ctx.sql(e))?));
-                    }
-                    ids
-                };
-                let ledgers = ledgers_of(&tx, ctx, &ids)?;
-                tx.commit().map_err(|e| ctx.sql(e))?;
-                Ok(ledgers)
-            },
-        )
+    async fn fines_with_pending_alma(&self) -> Result<Vec<FineId>, StoreError> {
+        self.run("read fines with pending Alma transactions", |conn, ctx| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT DISTINCT fine_id FROM alma_transactions WHERE pending = 1 \
+                     ORDER BY fine_id",
+                )
+                .map_err(|e| ctx.sql(e))?;
+            let rows = stmt
+                .query_map([], |row| row.get::<_, String>(0))
+                .map_err(|e| ctx.sql(e))?;
+            let mut ids = Vec::new();
+            for row in rows {
+                ids.push(FineId(row.map_err(|e| ctx.sql(e))?));
+            }
+            Ok(ids)
+        })
         .await
     }
 
@@ -1058,17 +1124,23 @@ impl FineStore for SqliteStore {
         .await
     }
 
-    async fn payment_records_of_fine(&self, id: &FineId) -> Result<Vec<PaymentRecord>, StoreError> {
-        let id = id.clone();
-        self.run("read the payment records of a fine", move |conn, ctx| {
-            let mut records: Vec<PaymentRecord> = read_rows(
+    async fn payment_records_of_fines(
+        &self,
+        ids: &[FineId],
+    ) -> Result<Vec<PaymentRecord>, StoreError> {
+        let mut ids: Vec<String> = ids.iter().map(|id| id.0.clone()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        self.run("read the payment records of fines", move |conn, ctx| {
+            let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+            let mut records: Vec<PaymentRecord> = read_rows_in(
                 conn,
                 ctx,
-                "SELECT key, record FROM payments WHERE fine_id = ?1",
-                [id.as_str()],
+                "SELECT key, record FROM payments WHERE fine_id IN ({in})",
+                &ids,
                 |k| format!("payment record {k}"),
             )?;
-            records.sort_by(|a, b| (a.first_seen_at, &a.key).cmp(&(b.first_seen_at, &b.key)));
+            sort_payment_records(&mut records);
             Ok(records)
         })
         .await

@@ -79,7 +79,9 @@ conformance!(
     ledgers_are_whole_and_ordered,
     ledgers_by_loan_and_patrons,
     known_credit_sources_are_fines_or_credit_sources,
-    ledgers_with_pending_alma_only,
+    fines_with_pending_alma_only,
+    reconciled_alma_clears_only_the_flag,
+    reconciling_an_unknown_transaction_writes_nothing,
     commit_export_takes_pending_transactions,
     commit_export_conflicts_change_nothing,
     apply_refuses_to_change_an_exported_transaction,
@@ -140,6 +142,7 @@ fn sample() -> ChangeSet {
             bursar("F1", 1, BursarTxnType::Fine, 6500, ExportState::Pending),
             bursar("F2", 1, BursarTxnType::Fine, 1000, ExportState::Pending),
         ],
+        reconciled_alma: Vec::new(),
     }
 }
 
@@ -251,7 +254,7 @@ async fn empty_store_reads_nothing(store: &dyn FineStore) {
         store.known_credit_sources(&ids(&["C1"])).await.unwrap(),
         vec![]
     );
-    assert_eq!(store.ledgers_with_pending_alma().await.unwrap(), vec![]);
+    assert_eq!(store.fines_with_pending_alma().await.unwrap(), vec![]);
     assert_eq!(store.pending_export().await.unwrap(), vec![]);
     assert_eq!(store.export_items(1).await.unwrap(), vec![]);
     assert_eq!(store.export(1).await.unwrap(), None);
@@ -277,15 +280,15 @@ async fn empty_store_reads_nothing(store: &dyn FineStore) {
         None
     );
     assert_eq!(store.dump().await.unwrap(), StoreDump::default());
-    store.apply(&ChangeSet::default()).await.unwrap();
+    store.apply(ChangeSet::default()).await.unwrap();
     assert_eq!(store.dump().await.unwrap(), StoreDump::default());
 }
 
 async fn apply_upserts_by_natural_key_idempotently(store: &dyn FineStore) {
     let changes = sample();
-    store.apply(&changes).await.unwrap();
+    store.apply(changes.clone()).await.unwrap();
     let once = store.dump().await.unwrap();
-    store.apply(&changes).await.unwrap();
+    store.apply(changes.clone()).await.unwrap();
     assert_eq!(
         store.dump().await.unwrap(),
         once,
@@ -320,8 +323,9 @@ async fn apply_upserts_by_natural_key_idempotently(store: &dyn FineStore) {
             -700,
             ExportState::Pending,
         )],
+        reconciled_alma: Vec::new(),
     };
-    store.apply(&update).await.unwrap();
+    store.apply(update.clone()).await.unwrap();
     let after = store.dump().await.unwrap();
     let mut expected = once.clone();
     expected.patrons[0] = patron("P1", 0);
@@ -336,7 +340,7 @@ async fn apply_upserts_by_natural_key_idempotently(store: &dyn FineStore) {
 }
 
 async fn ledgers_are_whole_and_ordered(store: &dyn FineStore) {
-    store.apply(&sample()).await.unwrap();
+    store.apply(sample()).await.unwrap();
     let ledgers = store
         .ledgers(&ids(&["F2", "F1", "missing", "F1", "F10"]))
         .await
@@ -350,7 +354,7 @@ async fn ledgers_are_whole_and_ordered(store: &dyn FineStore) {
 }
 
 async fn ledgers_by_loan_and_patrons(store: &dyn FineStore) {
-    store.apply(&sample()).await.unwrap();
+    store.apply(sample()).await.unwrap();
     let by_loan = store
         .ledgers_by_loan(&[LoanId::new("L1"), LoanId::new("L9"), LoanId::new("L1")])
         .await
@@ -388,7 +392,7 @@ async fn known_credit_sources_are_fines_or_credit_sources(store: &dyn FineStore)
         alma_transactions: vec![credit],
         ..ChangeSet::default()
     };
-    store.apply(&changes).await.unwrap();
+    store.apply(changes.clone()).await.unwrap();
     let known = store
         .known_credit_sources(&ids(&["C3", "C2", "C1", "C2"]))
         .await
@@ -396,21 +400,76 @@ async fn known_credit_sources_are_fines_or_credit_sources(store: &dyn FineStore)
     assert_eq!(known, ids(&["C1", "C2"]));
 }
 
-async fn ledgers_with_pending_alma_only(store: &dyn FineStore) {
+async fn fines_with_pending_alma_only(store: &dyn FineStore) {
     let mut changes = sample();
     // F2's only transaction is reconciled: F2 drops out.
     changes.alma_transactions[3].pending = false;
-    store.apply(&changes).await.unwrap();
-    let mut f1 = ledger_f1();
-    f1.alma.iter_mut().for_each(|t| t.pending = true);
+    store.apply(changes).await.unwrap();
     assert_eq!(
-        store.ledgers_with_pending_alma().await.unwrap(),
-        vec![f1, ledger_f10()]
+        store.fines_with_pending_alma().await.unwrap(),
+        ids(&["F1", "F10"])
     );
 }
 
+async fn reconciled_alma_clears_only_the_flag(store: &dyn FineStore) {
+    store.apply(sample()).await.unwrap();
+    let before = store.dump().await.unwrap();
+    let keys: Vec<String> = ledger_f1().alma.iter().map(|t| t.key()).collect();
+    store
+        .apply(ChangeSet {
+            reconciled_alma: keys.clone(),
+            ..ChangeSet::default()
+        })
+        .await
+        .unwrap();
+    let mut f1 = ledger_f1();
+    f1.alma.iter_mut().for_each(|t| t.pending = false);
+    assert_eq!(
+        store.ledgers(&ids(&["F1"])).await.unwrap(),
+        vec![f1],
+        "the records read back say reconciled"
+    );
+    assert_eq!(
+        store.fines_with_pending_alma().await.unwrap(),
+        ids(&["F10", "F2"])
+    );
+    let mut expected = before;
+    for txn in &mut expected.alma_transactions {
+        if keys.contains(&txn.key()) {
+            txn.pending = false;
+        }
+    }
+    assert_eq!(
+        store.dump().await.unwrap(),
+        expected,
+        "nothing else changed"
+    );
+    // Reconciling again is a no-op, not an error.
+    store
+        .apply(ChangeSet {
+            reconciled_alma: keys,
+            ..ChangeSet::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.dump().await.unwrap(), expected);
+}
+
+async fn reconciling_an_unknown_transaction_writes_nothing(store: &dyn FineStore) {
+    store.apply(sample()).await.unwrap();
+    let before = store.dump().await.unwrap();
+    let mut changes = ChangeSet {
+        patrons: vec![patron("P9", 100)],
+        reconciled_alma: vec!["T2".to_string(), "T404".to_string()],
+        ..ChangeSet::default()
+    };
+    changes.fines.push(fine("F99", "P9", None, 100));
+    assert_conflict(store.apply(changes).await, "T404");
+    assert_eq!(store.dump().await.unwrap(), before);
+}
+
 async fn commit_export_takes_pending_transactions(store: &dyn FineStore) {
-    store.apply(&sample()).await.unwrap();
+    store.apply(sample()).await.unwrap();
     let pending = store.pending_export().await.unwrap();
     let item = |reference: &str, n, kind, cents| ExportItem {
         transaction: bursar(reference, n, kind, cents, ExportState::Pending),
@@ -477,7 +536,7 @@ async fn commit_export_takes_pending_transactions(store: &dyn FineStore) {
 }
 
 async fn commit_export_conflicts_change_nothing(store: &dyn FineStore) {
-    store.apply(&sample()).await.unwrap();
+    store.apply(sample()).await.unwrap();
     store
         .commit_export(&ExportCommit {
             export: export(1, None),
@@ -514,7 +573,7 @@ async fn commit_export_conflicts_change_nothing(store: &dyn FineStore) {
 }
 
 async fn apply_refuses_to_change_an_exported_transaction(store: &dyn FineStore) {
-    store.apply(&sample()).await.unwrap();
+    store.apply(sample()).await.unwrap();
     store.commit_export(&commit_all(1)).await.unwrap();
     let before = store.dump().await.unwrap();
 
@@ -530,7 +589,7 @@ async fn apply_refuses_to_change_an_exported_transaction(store: &dyn FineStore) 
         200,
         "2024-03-07T10:00:00",
     ));
-    assert_conflict(store.apply(&replay).await, "went out in an export");
+    assert_conflict(store.apply(replay.clone()).await, "went out in an export");
     assert_eq!(store.dump().await.unwrap(), before);
 
     // A changed amount is refused too.
@@ -545,7 +604,7 @@ async fn apply_refuses_to_change_an_exported_transaction(store: &dyn FineStore) 
         )],
         ..ChangeSet::default()
     };
-    assert_conflict(store.apply(&changed).await, "F2#1");
+    assert_conflict(store.apply(changed.clone()).await, "F2#1");
     assert_eq!(store.dump().await.unwrap(), before);
 
     // Unchanged it may be written again, next to new records.
@@ -557,7 +616,7 @@ async fn apply_refuses_to_change_an_exported_transaction(store: &dyn FineStore) 
         ],
         ..ChangeSet::default()
     };
-    store.apply(&unchanged).await.unwrap();
+    store.apply(unchanged.clone()).await.unwrap();
     let after = store.dump().await.unwrap();
     assert_eq!(after.fines.len(), 4);
     assert_eq!(
@@ -607,7 +666,7 @@ async fn unsent_exports_oldest_first_and_mark_sent(store: &dyn FineStore) {
 }
 
 async fn exports_of_fine_oldest_first(store: &dyn FineStore) {
-    store.apply(&sample()).await.unwrap();
+    store.apply(sample()).await.unwrap();
     let only = |seq, transactions: Vec<(FineId, u32)>| ExportCommit {
         export: export(seq, None),
         billed_lines: vec![],
@@ -674,9 +733,24 @@ async fn payment_records_upsert_and_lookup(store: &dyn FineStore) {
             .payment_records_of_fine(&FineId::new("F1"))
             .await
             .unwrap(),
-        vec![earlier, paid]
+        vec![earlier.clone(), paid.clone()]
     );
-    assert_eq!(store.dump().await.unwrap().payments.len(), 3);
+    let other = payment(
+        "k0",
+        Some("F0"),
+        PaymentOutcome::Paid,
+        "2024-03-09T10:00:00",
+    );
+    store.put_payment_record(&other).await.unwrap();
+    assert_eq!(
+        store
+            .payment_records_of_fines(&ids(&["F1", "F404", "F0", "F1"]))
+            .await
+            .unwrap(),
+        vec![other, earlier, paid],
+        "by fine id, then oldest first; each once"
+    );
+    assert_eq!(store.dump().await.unwrap().payments.len(), 4);
 }
 
 async fn jobs_are_numbered_and_last_success_found(store: &dyn FineStore) {
@@ -755,7 +829,7 @@ async fn jobs_are_numbered_and_last_success_found(store: &dyn FineStore) {
 
 /// A store with something in every collection.
 async fn fill(store: &dyn FineStore) {
-    store.apply(&sample()).await.unwrap();
+    store.apply(sample()).await.unwrap();
     store.commit_export(&commit_all(1)).await.unwrap();
     store
         .put_payment_record(&payment(

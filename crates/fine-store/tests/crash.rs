@@ -104,7 +104,7 @@ fn crash_writer() {
         };
         for i in 0..BATCHES {
             println!("{PREFIX} apply {i}");
-            store.apply(&batch(i, fines)).await.unwrap();
+            store.apply(batch(i, fines)).await.unwrap();
             println!("{PREFIX} applied {i}");
             println!("{PREFIX} commit {i}");
             store.commit_export(&commit_of(i, fines)).await.unwrap();
@@ -276,7 +276,7 @@ async fn complete(store: &dyn FineStore, states: &[(bool, bool)], last: u64, fin
     for i in 0..=last {
         let (_, exported) = states[i as usize];
         if !exported {
-            store.apply(&batch(i, fines)).await.unwrap();
+            store.apply(batch(i, fines)).await.unwrap();
             store.commit_export(&commit_of(i, fines)).await.unwrap();
         }
     }

@@ -28,6 +28,7 @@ fn changes() -> ChangeSet {
             6510,
             ExportState::Pending,
         )],
+        reconciled_alma: Vec::new(),
     }
 }
 
@@ -38,7 +39,7 @@ async fn sqlite_file_is_created_versioned_and_reopened() {
     {
         let store = SqliteStore::open(&path).unwrap();
         assert_eq!(store.describe(), format!("sqlite:{}", path.display()));
-        store.apply(&changes()).await.unwrap();
+        store.apply(changes()).await.unwrap();
         store
             .put_payment_record(&payment(
                 "k1",
@@ -97,7 +98,7 @@ async fn sqlite_unreadable_record_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.db");
     let store = SqliteStore::open(&path).unwrap();
-    store.apply(&changes()).await.unwrap();
+    store.apply(changes()).await.unwrap();
     let raw = rusqlite::Connection::open(&path).unwrap();
     raw.execute(
         "UPDATE fines SET record = '{\"id\":\"F1\"}' WHERE id = 'F1'",
@@ -116,7 +117,7 @@ async fn mongodb_documents_keep_money_as_strings_and_natural_ids() {
     let database = fresh_database("storage_money");
     let store = connect(&uri, &database).await;
     assert_eq!(store.describe(), format!("mongodb:{database}"));
-    store.apply(&changes()).await.unwrap();
+    store.apply(changes()).await.unwrap();
     let db = mongodb::Client::with_uri_str(&uri)
         .await
         .unwrap()

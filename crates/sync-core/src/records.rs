@@ -242,6 +242,29 @@ impl AlmaTransaction {
             (None, None) => format!("opening:{}", self.fine_id),
         }
     }
+
+    /// `self.key() == key`, without building the key: the import compares
+    /// keys of a million transactions.
+    pub fn has_key(&self, key: &str) -> bool {
+        match (&self.id, &self.source_credit_fine) {
+            (Some(id), _) => id.as_str() == key,
+            (None, Some(source)) => {
+                key.strip_prefix("credit:")
+                    .and_then(|rest| rest.strip_prefix(source.as_str()))
+                    .and_then(|rest| rest.strip_prefix(':'))
+                    == Some(self.fine_id.as_str())
+            }
+            (None, None) => key.strip_prefix("opening:") == Some(self.fine_id.as_str()),
+        }
+    }
+
+    /// Whether two transactions have the same key.
+    pub fn same_key(&self, other: &AlmaTransaction) -> bool {
+        match (&self.id, &self.source_credit_fine) {
+            (Some(id), _) => other.has_key(id.as_str()),
+            _ => other.id.is_none() && self.has_key(&other.key()),
+        }
+    }
 }
 
 /// What the Bursar holds for one fine: normally exactly one per fine.
@@ -393,6 +416,51 @@ pub struct Job {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn has_key_and_same_key_agree_with_key() {
+        let txn = |id: Option<&str>, fine: &str, source: Option<&str>| AlmaTransaction {
+            id: id.map(AlmaTxnId::new),
+            fine_id: FineId::new(fine),
+            kind: AlmaTxnType::Credit,
+            amount: Money::from_cents(-100),
+            created_at: NaiveDateTime::default(),
+            note: None,
+            pending: true,
+            source_credit_fine: source.map(FineId::new),
+        };
+        let all = [
+            txn(Some("T1"), "F1", None),
+            txn(Some("T1"), "F2", Some("C1")),
+            txn(None, "F1", Some("C1")),
+            txn(None, "F1", Some("C1:F1")),
+            txn(None, "F1", None),
+            txn(None, "F2", None),
+            txn(None, "F1", Some("C2")),
+        ];
+        let keys = [
+            "T1",
+            "T2",
+            "F1",
+            "opening:F1",
+            "opening:F12",
+            "opening:",
+            "credit:C1:F1",
+            "credit:C1:F1:F1",
+            "credit:C1",
+            "credit::F1",
+            "credit:C2:F1",
+            "",
+        ];
+        for a in &all {
+            for key in keys {
+                assert_eq!(a.has_key(key), a.key() == key, "{a:?} has key {key:?}");
+            }
+            for b in &all {
+                assert_eq!(a.same_key(b), a.key() == b.key(), "{a:?} vs {b:?}");
+            }
+        }
+    }
 
     #[test]
     fn fee_type_labels_round_trip_and_unknown_is_named() {

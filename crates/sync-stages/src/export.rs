@@ -19,7 +19,7 @@ use sftp_transport::{IfMissing, LocalDir, RemoteDir};
 use sync_core::records::{Export, Job, JobKind};
 
 use crate::error::StageError;
-use crate::export_plan::{BillingRules, export_lines, plan_commit, plan_decisions};
+use crate::export_plan::{BillingRules, DecisionPlan, export_lines, plan_commit, plan_decisions};
 use crate::import_plan::Problem;
 use crate::jobs::{JobOutcome, run_as_job};
 
@@ -105,11 +105,18 @@ pub async fn render_export(
     Ok(files)
 }
 
+/// How the temporary file of a write in progress is named: hidden, never
+/// a file name an export uses, and swept by the next export if a run died
+/// before moving it into place.
+const PARTIAL_PREFIX: &str = ".abs-partial-";
+
 /// Writes `bytes` as `dir/name` atomically; an identical file already
 /// there is fine, a different one is an error naming it.
 pub fn write_file_once(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf, StageError> {
     let folder = LocalDir::open(dir, IfMissing::Create)?;
-    let mut staged = tempfile::NamedTempFile::new_in(dir)
+    let mut staged = tempfile::Builder::new()
+        .prefix(PARTIAL_PREFIX)
+        .tempfile_in(dir)
         .map_err(|e| StageError::io("creating a temporary file in", dir, e))?;
     staged
         .write_all(bytes)
@@ -117,6 +124,33 @@ pub fn write_file_once(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf, 
         .map_err(|e| StageError::io("writing a temporary file in", dir, e))?;
     folder.upload_atomic(staged.path(), name)?;
     Ok(dir.join(name))
+}
+
+/// Removes the temporary files of writes a killed run left in `dir`; they
+/// were never moved into place, so nothing refers to them. Returns how
+/// many went.
+pub fn sweep_partial_files(dir: &Path) -> Result<u64, StageError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(StageError::io("listing", dir, e)),
+    };
+    let mut swept = 0;
+    for entry in entries {
+        let entry = entry.map_err(|e| StageError::io("listing", dir, e))?;
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(PARTIAL_PREFIX)
+        {
+            let path = entry.path();
+            std::fs::remove_file(&path)
+                .map_err(|e| StageError::io("removing the unfinished file", &path, e))?;
+            tracing::info!(file = %path.display(), "removed the unfinished file of a run that stopped");
+            swept += 1;
+        }
+    }
+    Ok(swept)
 }
 
 /// Makes sure the files of every unsent export are in the exports folder;
@@ -138,6 +172,32 @@ pub async fn restore_unsent_files(
     Ok(restored)
 }
 
+/// Fines decided per committed change set: bounds the ledgers held in
+/// memory (a first export decides every fine of the institution).
+const DECISION_SLICE: usize = 20_000;
+
+/// Step 1 of the export: decides every fine with pending Alma
+/// transactions, a slice at a time, each slice committed on its own.
+/// Returns the counts and quarantined fines of all slices.
+async fn decide_pending_fines(
+    store: &dyn FineStore,
+    now: DateTime<Utc>,
+) -> Result<DecisionPlan, StageError> {
+    let pending = store.fines_with_pending_alma().await?;
+    let mut decided = DecisionPlan::default();
+    for slice in pending.chunks(DECISION_SLICE) {
+        let ledgers = store.ledgers(slice).await?;
+        let mut plan = plan_decisions(&ledgers, now);
+        drop(ledgers);
+        store.apply(std::mem::take(&mut plan.changes)).await?;
+        decided.charges += plan.charges;
+        decided.reversals += plan.reversals;
+        decided.nothing_to_send += plan.nothing_to_send;
+        decided.quarantined.append(&mut plan.quarantined);
+    }
+    Ok(decided)
+}
+
 /// Runs the export stage for `run_date` (the billing date of its charges).
 pub async fn run_export(
     store: &dyn FineStore,
@@ -146,11 +206,10 @@ pub async fn run_export(
     now: DateTime<Utc>,
 ) -> Result<(Job, ExportOutcome), StageError> {
     run_as_job(store, JobKind::BursExport, now, |_job| async move {
+        sweep_partial_files(&config.exports_dir)?;
         let files_restored = restore_unsent_files(store, config).await?;
 
-        let ledgers = store.ledgers_with_pending_alma().await?;
-        let decisions = plan_decisions(&ledgers, now);
-        store.apply(&decisions.changes).await?;
+        let decisions = decide_pending_fines(store, now).await?;
         fail_point!("export-after-decisions", |_| Err(
             crate::error::interrupted("export-after-decisions")
         ));
@@ -192,4 +251,33 @@ pub async fn run_export(
         })
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sweep_removes_only_unfinished_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let partial = tempfile::Builder::new()
+            .prefix(PARTIAL_PREFIX)
+            .tempfile_in(dir.path())
+            .unwrap()
+            .keep()
+            .unwrap()
+            .1;
+        for name in ["TRAN.FINES.1.1", ".hidden", ".tmpABC"] {
+            std::fs::write(dir.path().join(name), b"x").unwrap();
+        }
+        assert_eq!(sweep_partial_files(dir.path()).unwrap(), 1);
+        assert!(!partial.exists());
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, vec![".hidden", ".tmpABC", "TRAN.FINES.1.1"]);
+        assert_eq!(sweep_partial_files(&dir.path().join("missing")).unwrap(), 0);
+    }
 }

@@ -4,7 +4,9 @@
 //! 1. [`plan_decisions`]: for every fine with pending Alma transactions,
 //!    the decision of 5.1 becomes pending-export Bursar transactions and
 //!    the fine's Alma transactions stop being pending; quarantined fines
-//!    are reported and left pending.
+//!    are reported and left pending. Each slice of fines is committed on
+//!    its own (a fine's decision is whole within one), so a run stopped
+//!    between slices leaves decided fines decided and the rest pending.
 //! 2. [`plan_commit`]: every pending-export Bursar transaction goes into
 //!    one new export; each charge's line gets its billing if it has none.
 //!
@@ -98,13 +100,8 @@ pub fn plan_decisions(ledgers: &[FineLedger], now: DateTime<Utc>) -> DecisionPla
             bursar.push(transaction);
         }
         plan.changes
-            .alma_transactions
-            .extend(ledger.alma.iter().filter(|t| t.pending).map(|t| {
-                sync_core::records::AlmaTransaction {
-                    pending: false,
-                    ..t.clone()
-                }
-            }));
+            .reconciled_alma
+            .extend(ledger.alma.iter().filter(|t| t.pending).map(|t| t.key()));
     }
     plan
 }

@@ -234,11 +234,8 @@ pub async fn load_payment_records(
                 .map(|l| &l.fine.id),
         )
         .collect();
-    let mut payment_records = Vec::new();
-    for fine in fines_with_payments {
-        payment_records.extend(store.payment_records_of_fine(fine).await?);
-    }
-    Ok(payment_records)
+    let fines: Vec<FineId> = fines_with_payments.into_iter().cloned().collect();
+    Ok(store.payment_records_of_fines(&fines).await?)
 }
 
 /// Runs the import stage.
@@ -254,11 +251,14 @@ pub async fn run_import(
         tracing::info!(since = ?since, "fetching the Analytics reports");
         let reports = fetch_reports(analytics, config, since).await?;
         let known = load_known(store, &reports).await?;
-        let plan = plan_import(&reports, &known, &config.settings, now);
+        let rows_fines = reports.fines.len() as u64;
+        let rows_transactions = reports.transactions.len() as u64;
+        let rows_balances = reports.balances.len() as u64;
+        let plan = plan_import(reports, known, &config.settings, now);
         fail_point!("import-before-apply", |_| Err(crate::error::interrupted(
             "import-before-apply"
         )));
-        store.apply(&plan.changes).await?;
+        store.apply(plan.changes).await?;
         fail_point!("import-after-apply", |_| Err(crate::error::interrupted(
             "import-after-apply"
         )));
@@ -268,9 +268,9 @@ pub async fn run_import(
         Ok(ImportOutcome {
             since,
             last_full_sweep_day,
-            rows_fines: reports.fines.len() as u64,
-            rows_transactions: reports.transactions.len() as u64,
-            rows_balances: reports.balances.len() as u64,
+            rows_fines,
+            rows_transactions,
+            rows_balances,
             counts: plan.counts,
             problems: plan.problems,
         })

@@ -193,33 +193,66 @@ pub struct ImportPlan {
 }
 
 /// Merges the reports into the known state (SPEC 4.1-4.7). `now` stamps
-/// the Bursar Payment transactions it creates.
+/// the Bursar Payment transactions it creates. Takes both by value and
+/// moves their records into the change set: a first import holds a whole
+/// institution, and copies of it would triple the memory it needs.
 pub fn plan_import(
-    reports: &Reports,
-    known: &KnownState,
+    reports: Reports,
+    known: KnownState,
     settings: &ImportSettings,
     now: DateTime<Utc>,
 ) -> ImportPlan {
+    let Reports {
+        fines,
+        transactions,
+        balances,
+    } = reports;
     let mut merge = Merge::new(known, settings, now);
-    merge.patrons(&reports.balances);
-    let (credit_fines, fines): (Vec<&Fine>, Vec<&Fine>) = reports
-        .fines
-        .iter()
+    merge.patrons(balances);
+    let (credit_fines, fines): (Vec<Fine>, Vec<Fine>) = fines
+        .into_iter()
         .partition(|f| f.fee_type == FeeType::Credit);
+    let rows_of_fine = rows_of_fine(&transactions);
     let mut rows_used_as_openings = BTreeSet::new();
-    merge.fines(&fines, &reports.transactions, &mut rows_used_as_openings);
-    merge.credit_fines(&credit_fines);
-    let credit_ids: BTreeSet<&FineId> = credit_fines.iter().map(|f| &f.id).collect();
-    merge.transactions(&reports.transactions, &rows_used_as_openings, &credit_ids);
+    merge.fines(
+        fines,
+        &transactions,
+        &rows_of_fine,
+        &mut rows_used_as_openings,
+    );
+    let credit_ids: BTreeSet<FineId> = credit_fines.iter().map(|f| f.id.clone()).collect();
+    merge.credit_fines(credit_fines);
+    let late_openings = merge.late_openings(&transactions, &rows_of_fine);
+    drop(rows_of_fine);
+    merge.transactions(
+        transactions,
+        &rows_used_as_openings,
+        &late_openings,
+        &credit_ids,
+    );
     merge.payments();
     merge.finish()
 }
 
+/// The indexes of each fine's rows, in report order.
+fn rows_of_fine(rows: &[ReportedTransaction]) -> BTreeMap<&FineId, Vec<usize>> {
+    let mut of_fine: BTreeMap<&FineId, Vec<usize>> = BTreeMap::new();
+    for (index, row) in rows.iter().enumerate() {
+        of_fine.entry(&row.fine_id).or_default().push(index);
+    }
+    of_fine
+}
+
 struct Merge<'a> {
-    known: &'a KnownState,
     settings: &'a ImportSettings,
     now: DateTime<Utc>,
-    original: BTreeMap<FineId, &'a FineLedger>,
+    known_patrons: Vec<Patron>,
+    credit_sources: BTreeSet<FineId>,
+    /// The stored payment records, by the fine they were matched to.
+    payment_records: BTreeMap<FineId, Vec<PaymentRecord>>,
+    /// The stored ledgers, as they were.
+    original: BTreeMap<FineId, FineLedger>,
+    /// The working copy: the stored ledgers and the new fines, merged.
     ledgers: BTreeMap<FineId, FineLedger>,
     patrons: Vec<Patron>,
     counts: ImportCounts,
@@ -227,20 +260,30 @@ struct Merge<'a> {
 }
 
 impl<'a> Merge<'a> {
-    fn new(known: &'a KnownState, settings: &'a ImportSettings, now: DateTime<Utc>) -> Self {
-        let original: BTreeMap<FineId, &FineLedger> = known
-            .ledgers
-            .iter()
+    fn new(known: KnownState, settings: &'a ImportSettings, now: DateTime<Utc>) -> Self {
+        let KnownState {
+            patrons,
+            ledgers,
+            credit_sources,
+            payment_records,
+        } = known;
+        let original: BTreeMap<FineId, FineLedger> = ledgers
+            .into_iter()
             .map(|ledger| (ledger.fine.id.clone(), ledger))
             .collect();
-        let ledgers = original
-            .iter()
-            .map(|(id, ledger)| (id.clone(), (*ledger).clone()))
-            .collect();
+        let ledgers = original.clone();
+        let mut records_of_fine: BTreeMap<FineId, Vec<PaymentRecord>> = BTreeMap::new();
+        for record in payment_records {
+            if let Some(fine) = record.fine_id.clone() {
+                records_of_fine.entry(fine).or_default().push(record);
+            }
+        }
         Merge {
-            known,
             settings,
             now,
+            known_patrons: patrons,
+            credit_sources,
+            payment_records: records_of_fine,
             original,
             ledgers,
             patrons: Vec::new(),
@@ -262,22 +305,23 @@ impl<'a> Merge<'a> {
 
     /// 4.1: insert new patrons, update changed balances; a patron missing
     /// from the report keeps its stored balance.
-    fn patrons(&mut self, balances: &[Patron]) {
+    fn patrons(&mut self, balances: Vec<Patron>) {
         let stored: BTreeMap<&PatronId, &Patron> =
-            self.known.patrons.iter().map(|p| (&p.id, p)).collect();
+            self.known_patrons.iter().map(|p| (&p.id, p)).collect();
         let mut seen = BTreeSet::new();
         for patron in balances {
-            if !seen.insert(&patron.id) {
+            if seen.contains(&patron.id) {
                 continue;
             }
+            seen.insert(patron.id.clone());
             match stored.get(&patron.id) {
                 None => {
                     self.counts.patrons_new += 1;
-                    self.patrons.push(patron.clone());
+                    self.patrons.push(patron);
                 }
                 Some(old) if old.balance != patron.balance => {
                     self.counts.patrons_updated += 1;
-                    self.patrons.push(patron.clone());
+                    self.patrons.push(patron);
                 }
                 Some(_) => self.counts.patrons_unchanged += 1,
             }
@@ -288,24 +332,22 @@ impl<'a> Merge<'a> {
     /// line; known fines updated, a changed original amount reported.
     fn fines(
         &mut self,
-        fines: &[&Fine],
+        fines: Vec<Fine>,
         rows: &[ReportedTransaction],
+        rows_of_fine: &BTreeMap<&FineId, Vec<usize>>,
         used_as_openings: &mut BTreeSet<usize>,
     ) {
-        let mut rows_of_fine: BTreeMap<&FineId, Vec<usize>> = BTreeMap::new();
-        for (index, row) in rows.iter().enumerate() {
-            rows_of_fine.entry(&row.fine_id).or_default().push(index);
-        }
+        let no_rows = Vec::new();
         for fine in fines {
             if self.ignored(&fine.id) {
                 self.counts.fines_ignored += 1;
                 continue;
             }
             let Some(ledger) = self.ledgers.get_mut(&fine.id) else {
-                let own_rows: Vec<usize> = rows_of_fine.get(&fine.id).cloned().unwrap_or_default();
-                let candidates: Vec<ReportedTransaction> =
-                    own_rows.iter().map(|&i| rows[i].clone()).collect();
-                let (opening, lent) = opening_transaction(fine, &candidates);
+                let own_rows = rows_of_fine.get(&fine.id).unwrap_or(&no_rows);
+                let candidates: Vec<&ReportedTransaction> =
+                    own_rows.iter().map(|&i| &rows[i]).collect();
+                let (opening, lent) = opening_transaction(&fine, &candidates);
                 if let Some(local) = lent {
                     used_as_openings.insert(own_rows[local]);
                 }
@@ -323,7 +365,7 @@ impl<'a> Merge<'a> {
                 self.ledgers.insert(
                     fine.id.clone(),
                     FineLedger {
-                        fine: (*fine).clone(),
+                        fine,
                         alma: vec![opening],
                         lines: vec![line],
                         bursar: Vec::new(),
@@ -332,7 +374,7 @@ impl<'a> Merge<'a> {
                 self.counts.fines_new += 1;
                 continue;
             };
-            let mut updated = (*fine).clone();
+            let mut updated = fine;
             let stored_original = ledger.fine.original_amount;
             if updated.original_amount != stored_original {
                 let message = format!(
@@ -342,7 +384,7 @@ impl<'a> Merge<'a> {
                 updated.original_amount = stored_original;
                 self.counts.original_amount_changes += 1;
                 self.problems.push(Problem {
-                    subject: fine.id.to_string(),
+                    subject: updated.id.to_string(),
                     message,
                 });
             }
@@ -356,7 +398,7 @@ impl<'a> Merge<'a> {
     }
 
     /// 4.5: credit fines, distributed over the fines of their loan.
-    fn credit_fines(&mut self, credits: &[&Fine]) {
+    fn credit_fines(&mut self, credits: Vec<Fine>) {
         let mut fines_of_loan: BTreeMap<LoanId, Vec<FineId>> = BTreeMap::new();
         for ledger in self.ledgers.values() {
             if let (Some(loan), false) = (
@@ -374,18 +416,16 @@ impl<'a> Merge<'a> {
                 self.counts.fines_ignored += 1;
                 continue;
             }
-            if self.ledgers.contains_key(&credit.id)
-                || self.known.credit_sources.contains(&credit.id)
-            {
+            if self.ledgers.contains_key(&credit.id) || self.credit_sources.contains(&credit.id) {
                 self.counts.credits_already_known += 1;
                 continue;
             }
             let Some(loan) = &credit.loan_id else {
-                let (opening, _) = opening_transaction(credit, &[]);
+                let (opening, _) = opening_transaction::<ReportedTransaction>(&credit, &[]);
                 self.ledgers.insert(
                     credit.id.clone(),
                     FineLedger {
-                        fine: (*credit).clone(),
+                        fine: credit,
                         alma: vec![opening],
                         lines: Vec::new(),
                         bursar: Vec::new(),
@@ -441,23 +481,17 @@ impl<'a> Merge<'a> {
         }
     }
 
-    /// 4.6: new transactions of known fines are stored pending; known ones
-    /// get their note updated.
-    fn transactions(
-        &mut self,
+    /// A fine stored earlier with a synthetic opening may now show its
+    /// creation row; that row is the opening, not an increase. Returns the
+    /// indexes of such rows.
+    fn late_openings(
+        &self,
         rows: &[ReportedTransaction],
-        used_as_openings: &BTreeSet<usize>,
-        credit_fines: &BTreeSet<&FineId>,
-    ) {
-        // A fine stored earlier with a synthetic opening may now show its
-        // creation row; that row is the opening, not an increase.
+        rows_of_fine: &BTreeMap<&FineId, Vec<usize>>,
+    ) -> BTreeSet<usize> {
         let mut late_openings = BTreeSet::new();
-        let mut rows_of_fine: BTreeMap<&FineId, Vec<usize>> = BTreeMap::new();
-        for (index, row) in rows.iter().enumerate() {
-            rows_of_fine.entry(&row.fine_id).or_default().push(index);
-        }
-        for (fine_id, indexes) in &rows_of_fine {
-            let Some(ledger) = self.original.get(*fine_id) else {
+        for (fine_id, indexes) in rows_of_fine {
+            let Some(ledger) = self.original.get(fine_id) else {
                 continue;
             };
             let synthetic_opening = ledger
@@ -472,23 +506,32 @@ impl<'a> Merge<'a> {
                 .copied()
                 .filter(|&i| {
                     let key = rows[i].id.as_str();
-                    !ledger.alma.iter().any(|t| t.key() == key)
+                    !ledger.alma.iter().any(|t| t.has_key(key))
                 })
                 .collect();
-            let candidates: Vec<ReportedTransaction> =
-                unknown.iter().map(|&i| rows[i].clone()).collect();
+            let candidates: Vec<&ReportedTransaction> = unknown.iter().map(|&i| &rows[i]).collect();
             if let (_, Some(local)) = opening_transaction(&ledger.fine, &candidates) {
                 late_openings.insert(unknown[local]);
             }
         }
+        late_openings
+    }
 
-        for (index, row) in rows.iter().enumerate() {
+    /// 4.6: new transactions of known fines are stored pending; known ones
+    /// get their note updated.
+    fn transactions(
+        &mut self,
+        rows: Vec<ReportedTransaction>,
+        used_as_openings: &BTreeSet<usize>,
+        late_openings: &BTreeSet<usize>,
+        credit_fines: &BTreeSet<FineId>,
+    ) {
+        for (index, row) in rows.into_iter().enumerate() {
             if used_as_openings.contains(&index) || self.ignored(&row.fine_id) {
                 continue;
             }
             let Some(ledger) = self.ledgers.get_mut(&row.fine_id) else {
-                if credit_fines.contains(&row.fine_id)
-                    || self.known.credit_sources.contains(&row.fine_id)
+                if credit_fines.contains(&row.fine_id) || self.credit_sources.contains(&row.fine_id)
                 {
                     continue;
                 }
@@ -504,14 +547,14 @@ impl<'a> Merge<'a> {
                 self.counts.transactions_unchanged += 1;
                 continue;
             }
-            match ledger.alma.iter_mut().find(|t| t.key() == row.id.as_str()) {
+            match ledger.alma.iter_mut().find(|t| t.has_key(row.id.as_str())) {
                 Some(existing) if existing.note != row.note => {
-                    existing.note = row.note.clone();
+                    existing.note = row.note;
                     self.counts.transactions_updated += 1;
                 }
                 Some(_) => self.counts.transactions_unchanged += 1,
                 None => {
-                    ledger.alma.push(row.to_pending());
+                    ledger.alma.push(row.into_pending());
                     self.counts.transactions_new += 1;
                 }
             }
@@ -522,21 +565,19 @@ impl<'a> Merge<'a> {
     fn payments(&mut self) {
         let settings = self.settings;
         let mut problems = Vec::new();
+        let no_records = Vec::new();
         for ledger in self.ledgers.values_mut() {
             let billed = ledger.bursar.iter().any(|t| t.kind == BursarTxnType::Fine);
-            let records: Vec<PaymentRecord> = self
-                .known
+            let records = self
                 .payment_records
-                .iter()
-                .filter(|r| r.fine_id.as_ref() == Some(&ledger.fine.id))
-                .cloned()
-                .collect();
+                .get(&ledger.fine.id)
+                .unwrap_or(&no_records);
             for index in 0..ledger.alma.len() {
                 let payment = &ledger.alma[index];
                 if !payment.pending || payment.kind != AlmaTxnType::Payment {
                     continue;
                 }
-                let ours = posted_by_direction_two(payment, &settings.posted_marker, &records);
+                let ours = posted_by_direction_two(payment, &settings.posted_marker, records);
                 let handling = classify_alma_payment(billed, ours, settings.desk_payments);
                 let amount = payment.amount.abs();
                 let key = payment.key();
@@ -600,51 +641,48 @@ impl<'a> Merge<'a> {
         self.problems.extend(problems);
     }
 
-    /// The difference between the working ledgers and what was stored.
+    /// The difference between the working ledgers and what was stored,
+    /// moved out of the working copy.
     fn finish(self) -> ImportPlan {
         let mut changes = ChangeSet {
             patrons: self.patrons,
             ..ChangeSet::default()
         };
         for (id, ledger) in self.ledgers {
-            let before = self.original.get(&id).copied();
-            if before.is_none_or(|b| b.fine != ledger.fine) {
-                changes.fines.push(ledger.fine.clone());
+            let FineLedger {
+                fine,
+                alma,
+                lines,
+                bursar,
+            } = ledger;
+            let Some(before) = self.original.get(&id) else {
+                changes.fines.push(fine);
+                changes.alma_transactions.extend(alma);
+                changes.account_lines.extend(lines);
+                changes.bursar_transactions.extend(bursar);
+                continue;
+            };
+            if before.fine != fine {
+                changes.fines.push(fine);
             }
-            let old_alma = |t: &AlmaTransaction| {
-                before.and_then(|b| b.alma.iter().find(|o| o.key() == t.key()))
-            };
             changes.alma_transactions.extend(
-                ledger
-                    .alma
-                    .iter()
-                    .filter(|t| old_alma(t) != Some(*t))
-                    .cloned(),
+                alma.into_iter()
+                    .filter(|t| before.alma.iter().find(|o| o.same_key(t)) != Some(t)),
             );
-            let old_line = |l: &BursarAccountLine| {
-                before.and_then(|b| b.lines.iter().find(|o| o.reference == l.reference))
-            };
             changes.account_lines.extend(
-                ledger
-                    .lines
-                    .iter()
-                    .filter(|l| old_line(l) != Some(*l))
-                    .cloned(),
+                lines.into_iter().filter(|l| {
+                    before.lines.iter().find(|o| o.reference == l.reference) != Some(l)
+                }),
             );
-            let old_bursar = |t: &BursarTransaction| {
-                before.and_then(|b| {
-                    b.bursar
+            changes
+                .bursar_transactions
+                .extend(bursar.into_iter().filter(|t| {
+                    before
+                        .bursar
                         .iter()
                         .find(|o| o.reference == t.reference && o.n == t.n)
-                })
-            };
-            changes.bursar_transactions.extend(
-                ledger
-                    .bursar
-                    .iter()
-                    .filter(|t| old_bursar(t) != Some(*t))
-                    .cloned(),
-            );
+                        != Some(t)
+                }));
         }
         ImportPlan {
             changes,

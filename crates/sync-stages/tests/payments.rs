@@ -233,7 +233,7 @@ async fn seed(store: &SqliteStore, fines: &[(&str, &str, &str)]) {
     let mut credit = fine("2200000011", P1, "-2.00");
     credit.fee_type = FeeType::Credit;
     changes.fines.push(credit);
-    store.apply(&changes).await.unwrap();
+    store.apply(changes.clone()).await.unwrap();
 }
 
 const FINES: [(&str, &str, &str); 12] = [
