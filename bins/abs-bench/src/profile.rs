@@ -114,10 +114,10 @@ async fn import_steps(
     steps.step(&format!("{label}: plan_import"));
     let applied = format!(
         "{label}: store.apply ({} fines, {} Alma txns, {} lines, {} Bursar txns)",
-        plan.changes.fines.len(),
-        plan.changes.alma_transactions.len(),
-        plan.changes.account_lines.len(),
-        plan.changes.bursar_transactions.len()
+        plan.changes.all_fines().count(),
+        plan.changes.all_alma_transactions().count(),
+        plan.changes.all_account_lines().count(),
+        plan.changes.all_bursar_transactions().count()
     );
     store.apply(plan.changes).await?;
     steps.step(&applied);

@@ -66,11 +66,80 @@ pub struct ChangeSet {
     /// export settles a million of them at once, where rewriting whole
     /// records would cost most of its time.
     pub reconciled_alma: Vec<String>,
+    /// Whole ledgers of fines new to the store, written with every record
+    /// in them. An import of a whole institution moves its ledgers here
+    /// as they are, where spreading them into the lists above would hold
+    /// a second copy of a million transactions.
+    pub new_ledgers: Vec<FineLedger>,
 }
 
 impl ChangeSet {
+    /// Every fine to write: [`Self::fines`] and those of the new ledgers.
+    pub fn all_fines(&self) -> impl Iterator<Item = &Fine> {
+        self.fines
+            .iter()
+            .chain(self.new_ledgers.iter().map(|l| &l.fine))
+    }
+
+    /// Every Alma transaction to write.
+    pub fn all_alma_transactions(&self) -> impl Iterator<Item = &AlmaTransaction> {
+        self.alma_transactions
+            .iter()
+            .chain(self.new_ledgers.iter().flat_map(|l| &l.alma))
+    }
+
+    /// Every account line to write.
+    pub fn all_account_lines(&self) -> impl Iterator<Item = &BursarAccountLine> {
+        self.account_lines
+            .iter()
+            .chain(self.new_ledgers.iter().flat_map(|l| &l.lines))
+    }
+
+    /// Every Bursar transaction to write.
+    pub fn all_bursar_transactions(&self) -> impl Iterator<Item = &BursarTransaction> {
+        self.bursar_transactions
+            .iter()
+            .chain(self.new_ledgers.iter().flat_map(|l| &l.bursar))
+    }
+
+    /// The same changes with the new ledgers spread into the record lists,
+    /// each list in fine id order (records of one fine in their order):
+    /// one form to compare change sets by.
+    pub fn flattened(self) -> ChangeSet {
+        let ChangeSet {
+            patrons,
+            mut fines,
+            mut alma_transactions,
+            mut account_lines,
+            mut bursar_transactions,
+            reconciled_alma,
+            new_ledgers,
+        } = self;
+        for ledger in new_ledgers {
+            fines.push(ledger.fine);
+            alma_transactions.extend(ledger.alma);
+            account_lines.extend(ledger.lines);
+            bursar_transactions.extend(ledger.bursar);
+        }
+        // Stable sorts: a fine's records keep their order.
+        fines.sort_by(|a, b| a.id.cmp(&b.id));
+        alma_transactions.sort_by(|a, b| a.fine_id.cmp(&b.fine_id));
+        account_lines.sort_by(|a, b| a.reference.cmp(&b.reference));
+        bursar_transactions.sort_by(|a, b| a.reference.cmp(&b.reference));
+        ChangeSet {
+            patrons,
+            fines,
+            alma_transactions,
+            account_lines,
+            bursar_transactions,
+            reconciled_alma,
+            new_ledgers: Vec::new(),
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
-        self.patrons.is_empty()
+        self.new_ledgers.is_empty()
+            && self.patrons.is_empty()
             && self.fines.is_empty()
             && self.alma_transactions.is_empty()
             && self.account_lines.is_empty()

@@ -711,8 +711,7 @@ impl MongoStore {
     /// transaction, before anything is written.
     async fn check_frozen(&self, session: &mut Session, changes: &ChangeSet) -> Result<(), Fail> {
         let ids: Vec<Bson> = changes
-            .bursar_transactions
-            .iter()
+            .all_bursar_transactions()
             .map(|t| Bson::from(bursar_id(&t.reference, t.n)))
             .collect();
         let exported = self
@@ -729,7 +728,7 @@ impl MongoStore {
             .into_iter()
             .map(|t| ((t.reference.clone(), t.n), t))
             .collect();
-        for txn in &changes.bursar_transactions {
+        for txn in changes.all_bursar_transactions() {
             if let Some(old) = stored.get(&(txn.reference.clone(), txn.n))
                 && old != txn
             {
@@ -781,16 +780,15 @@ impl MongoStore {
             .collect::<Result<Vec<_>, Fail>>()?;
         self.upsert(session, PATRONS, patrons).await?;
         let lines = changes
-            .account_lines
-            .iter()
+            .all_account_lines()
             .map(|l| Ok((format!("account line {}", l.reference), self.line_doc(l)?)))
             .collect::<Result<Vec<_>, Fail>>()?;
         self.upsert(session, LINES, lines).await?;
 
         // An exported transaction matches only when written unchanged;
         // otherwise the upsert collides with its `_id` and is refused.
-        let mut bursar = Vec::with_capacity(changes.bursar_transactions.len());
-        for txn in &changes.bursar_transactions {
+        let mut bursar = Vec::new();
+        for txn in changes.all_bursar_transactions() {
             let document = self.bursar_doc(txn)?;
             let id = bursar_id(&txn.reference, txn.n);
             let field = |name: &str| document.get(name).cloned().unwrap_or(Bson::Null);
@@ -820,13 +818,12 @@ impl MongoStore {
         }
 
         let fines = changes
-            .fines
-            .iter()
+            .all_fines()
             .map(|f| Ok((format!("fine {}", f.id), self.fine_doc(f)?)))
             .collect::<Result<Vec<_>, Fail>>()?;
         self.upsert(session, FINES, fines).await?;
         // Credit distributions last: they mark a credit fine as taken in.
-        let mut alma: Vec<&AlmaTransaction> = changes.alma_transactions.iter().collect();
+        let mut alma: Vec<&AlmaTransaction> = changes.all_alma_transactions().collect();
         alma.sort_by_key(|t| t.source_credit_fine.is_some());
         let alma = alma
             .into_iter()
@@ -1149,7 +1146,7 @@ impl FineStore for MongoStore {
                 .strings_in(&mut None, FINES, "loan_id", &keys, &Document::new(), "_id")
                 .await?
                 .into_iter()
-                .map(FineId)
+                .map(FineId::new)
                 .collect();
             self.ledgers_of(&mut None, &ids).await
         };
@@ -1171,7 +1168,7 @@ impl FineStore for MongoStore {
                 self.strings_in(&mut None, ALMA, source, &keys, &none, source)
                     .await?,
             );
-            Ok(known.into_iter().map(FineId).collect())
+            Ok(known.into_iter().map(FineId::new).collect())
         };
         read.await
             .map_err(|fail| self.error("read known credit sources", fail))
@@ -1202,7 +1199,10 @@ impl FineStore for MongoStore {
                 .await?;
             let ids = pending
                 .iter()
-                .map(|document| self.string_field(ALMA, document, "fine_id").map(FineId))
+                .map(|document| {
+                    self.string_field(ALMA, document, "fine_id")
+                        .map(FineId::new)
+                })
                 .collect::<Result<BTreeSet<_>, Fail>>()?;
             Ok(ids.into_iter().collect())
         };
@@ -1502,12 +1502,12 @@ fn dump_duplicate(dump: &StoreDump) -> Option<String> {
     let ids = |keys: Vec<String>| first_duplicate(&keys);
     twice(
         "patron",
-        ids(dump.patrons.iter().map(|r| r.id.0.clone()).collect()),
+        ids(dump.patrons.iter().map(|r| r.id.0.to_string()).collect()),
     )
     .or_else(|| {
         twice(
             "fine",
-            ids(dump.fines.iter().map(|r| r.id.0.clone()).collect()),
+            ids(dump.fines.iter().map(|r| r.id.0.to_string()).collect()),
         )
     })
     .or_else(|| {
@@ -1526,7 +1526,7 @@ fn dump_duplicate(dump: &StoreDump) -> Option<String> {
             ids(dump
                 .account_lines
                 .iter()
-                .map(|r| r.reference.0.clone())
+                .map(|r| r.reference.0.to_string())
                 .collect()),
         )
     })

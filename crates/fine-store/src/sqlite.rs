@@ -666,11 +666,11 @@ fn apply_changes(conn: &mut Connection, ctx: &Ctx, changes: &ChangeSet) -> Resul
             put_patron(&mut stmt, ctx, patron).map_err(err)?;
         }
         let mut stmt = tx.prepare_cached(UPSERT_LINE).map_err(err)?;
-        for line in &changes.account_lines {
+        for line in changes.all_account_lines() {
             put_line(&mut stmt, ctx, line).map_err(err)?;
         }
         let mut stmt = tx.prepare_cached(UPSERT_BURSAR).map_err(err)?;
-        for txn in &changes.bursar_transactions {
+        for txn in changes.all_bursar_transactions() {
             if put_bursar(&mut stmt, ctx, txn).map_err(err)? == 0 {
                 return Err(ctx.conflict(format!(
                     "{} went out in an export and cannot be changed; nothing of the change set was written",
@@ -679,11 +679,11 @@ fn apply_changes(conn: &mut Connection, ctx: &Ctx, changes: &ChangeSet) -> Resul
             }
         }
         let mut stmt = tx.prepare_cached(UPSERT_FINE).map_err(err)?;
-        for fine in &changes.fines {
+        for fine in changes.all_fines() {
             put_fine(&mut stmt, ctx, fine).map_err(err)?;
         }
         let mut stmt = tx.prepare_cached(UPSERT_ALMA).map_err(err)?;
-        for txn in &changes.alma_transactions {
+        for txn in changes.all_alma_transactions() {
             put_alma(&mut stmt, ctx, txn).map_err(err)?;
         }
         // The flag lives in the column (for the index) and in the record
@@ -899,7 +899,7 @@ impl FineStore for SqliteStore {
     }
 
     async fn patrons(&self, ids: &[PatronId]) -> Result<Vec<Patron>, StoreError> {
-        let mut ids: Vec<String> = ids.iter().map(|id| id.0.clone()).collect();
+        let mut ids: Vec<String> = ids.iter().map(|id| id.0.to_string()).collect();
         ids.sort_unstable();
         ids.dedup();
         self.run("read patrons", move |conn, ctx| {
@@ -942,7 +942,7 @@ impl FineStore for SqliteStore {
                         .query_map([loan.as_str()], |row| row.get::<_, String>(0))
                         .map_err(|e| ctx.sql(e))?;
                     for row in rows {
-                        ids.push(FineId(row.map_err(|e| ctx.sql(e))?));
+                        ids.push(FineId::new(row.map_err(|e| ctx.sql(e))?));
                     }
                 }
             }
@@ -1001,7 +1001,7 @@ impl FineStore for SqliteStore {
                 .map_err(|e| ctx.sql(e))?;
             let mut ids = Vec::new();
             for row in rows {
-                ids.push(FineId(row.map_err(|e| ctx.sql(e))?));
+                ids.push(FineId::new(row.map_err(|e| ctx.sql(e))?));
             }
             Ok(ids)
         })
@@ -1128,7 +1128,7 @@ impl FineStore for SqliteStore {
         &self,
         ids: &[FineId],
     ) -> Result<Vec<PaymentRecord>, StoreError> {
-        let mut ids: Vec<String> = ids.iter().map(|id| id.0.clone()).collect();
+        let mut ids: Vec<String> = ids.iter().map(|id| id.0.to_string()).collect();
         ids.sort_unstable();
         ids.dedup();
         self.run("read the payment records of fines", move |conn, ctx| {

@@ -77,6 +77,7 @@ conformance!(
     empty_store_reads_nothing,
     apply_upserts_by_natural_key_idempotently,
     ledgers_are_whole_and_ordered,
+    new_ledgers_are_written_like_their_records,
     ledgers_by_loan_and_patrons,
     known_credit_sources_are_fines_or_credit_sources,
     fines_with_pending_alma_only,
@@ -143,6 +144,7 @@ fn sample() -> ChangeSet {
             bursar("F2", 1, BursarTxnType::Fine, 1000, ExportState::Pending),
         ],
         reconciled_alma: Vec::new(),
+        new_ledgers: Vec::new(),
     }
 }
 
@@ -324,6 +326,7 @@ async fn apply_upserts_by_natural_key_idempotently(store: &dyn FineStore) {
             ExportState::Pending,
         )],
         reconciled_alma: Vec::new(),
+        new_ledgers: Vec::new(),
     };
     store.apply(update.clone()).await.unwrap();
     let after = store.dump().await.unwrap();
@@ -351,6 +354,24 @@ async fn ledgers_are_whole_and_ordered(store: &dyn FineStore) {
         vec![ledger_f10()]
     );
     assert_eq!(store.ledgers(&[]).await.unwrap(), vec![]);
+}
+
+async fn new_ledgers_are_written_like_their_records(store: &dyn FineStore) {
+    let records = sample();
+    let whole = ChangeSet {
+        patrons: records.patrons.clone(),
+        new_ledgers: vec![ledger_f10(), ledger_f2(), ledger_f1()],
+        ..ChangeSet::default()
+    };
+    store.apply(whole).await.unwrap();
+    let from_ledgers = store.dump().await.unwrap();
+    assert_eq!(
+        store.ledgers(&ids(&["F1", "F2", "F10"])).await.unwrap(),
+        vec![ledger_f1(), ledger_f10(), ledger_f2()]
+    );
+    store.load(&StoreDump::default()).await.unwrap();
+    store.apply(records).await.unwrap();
+    assert_eq!(store.dump().await.unwrap(), from_ledgers);
 }
 
 async fn ledgers_by_loan_and_patrons(store: &dyn FineStore) {
@@ -855,8 +876,8 @@ async fn dump_is_ordered_and_load_replaces_everything(store: &dyn FineStore) {
         sorted.sort();
         assert_eq!(v, sorted, "dump ordered by natural key");
     };
-    keys(dump.patrons.iter().map(|r| r.id.0.clone()).collect());
-    keys(dump.fines.iter().map(|r| r.id.0.clone()).collect());
+    keys(dump.patrons.iter().map(|r| r.id.0.to_string()).collect());
+    keys(dump.fines.iter().map(|r| r.id.0.to_string()).collect());
     keys(dump.alma_transactions.iter().map(|r| r.key()).collect());
     assert_eq!(
         dump.fines.iter().map(|f| f.id.as_str()).collect::<Vec<_>>(),

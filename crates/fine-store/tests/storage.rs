@@ -29,6 +29,7 @@ fn changes() -> ChangeSet {
             ExportState::Pending,
         )],
         reconciled_alma: Vec::new(),
+        new_ledgers: Vec::new(),
     }
 }
 

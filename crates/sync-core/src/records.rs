@@ -7,6 +7,7 @@
 use std::fmt;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 use crate::money::Money;
@@ -16,11 +17,11 @@ macro_rules! id_type {
         $(#[$doc])*
         #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         #[serde(transparent)]
-        pub struct $name(pub String);
+        pub struct $name(pub CompactString);
 
         impl $name {
-            pub fn new(id: impl Into<String>) -> Self {
-                Self(id.into())
+            pub fn new(id: impl AsRef<str>) -> Self {
+                Self(CompactString::new(id))
             }
             pub fn as_str(&self) -> &str {
                 &self.0
@@ -237,7 +238,7 @@ impl AlmaTransaction {
     /// its fine's id (a fine has at most one).
     pub fn key(&self) -> String {
         match (&self.id, &self.source_credit_fine) {
-            (Some(id), _) => id.0.clone(),
+            (Some(id), _) => id.0.to_string(),
             (None, Some(source)) => format!("credit:{source}:{}", self.fine_id),
             (None, None) => format!("opening:{}", self.fine_id),
         }

@@ -209,9 +209,12 @@ pub fn plan_import(
     } = reports;
     let mut merge = Merge::new(known, settings, now);
     merge.patrons(balances);
-    let (credit_fines, fines): (Vec<Fine>, Vec<Fine>) = fines
-        .into_iter()
-        .partition(|f| f.fee_type == FeeType::Credit);
+    // Credit fines are few: taken out in place rather than partitioning
+    // the report into two new vectors.
+    let mut fines = fines;
+    let credit_fines: Vec<Fine> = fines
+        .extract_if(.., |f| f.fee_type == FeeType::Credit)
+        .collect();
     let rows_of_fine = rows_of_fine(&transactions);
     let mut rows_used_as_openings = BTreeSet::new();
     merge.fines(
@@ -362,11 +365,15 @@ impl<'a> Merge<'a> {
                     replacement_fee: fine.fee_type == FeeType::LostItemReplacementFee,
                     billing: None,
                 };
+                // Room for its rows (transactions() adds them): a million
+                // of them, so no slack from growing.
+                let mut alma = Vec::with_capacity(own_rows.len().max(1));
+                alma.push(opening);
                 self.ledgers.insert(
                     fine.id.clone(),
                     FineLedger {
                         fine,
-                        alma: vec![opening],
+                        alma,
                         lines: vec![line],
                         bursar: Vec::new(),
                     },
@@ -649,19 +656,17 @@ impl<'a> Merge<'a> {
             ..ChangeSet::default()
         };
         for (id, ledger) in self.ledgers {
+            let Some(before) = self.original.get(&id) else {
+                // New to the store: moved whole, records and all.
+                changes.new_ledgers.push(ledger);
+                continue;
+            };
             let FineLedger {
                 fine,
                 alma,
                 lines,
                 bursar,
             } = ledger;
-            let Some(before) = self.original.get(&id) else {
-                changes.fines.push(fine);
-                changes.alma_transactions.extend(alma);
-                changes.account_lines.extend(lines);
-                changes.bursar_transactions.extend(bursar);
-                continue;
-            };
             if before.fine != fine {
                 changes.fines.push(fine);
             }

@@ -12,7 +12,7 @@ use sync_core::rules::export::QuarantineReason;
 use sync_core::rules::opening::ReportedTransaction;
 use sync_core::rules::payments::DeskPaymentPolicy;
 use sync_stages::export_plan::{BillingRules, export_lines, plan_commit, plan_decisions};
-use sync_stages::import_plan::{ImportSettings, KnownState, Reports, plan_import};
+use sync_stages::import_plan::{ImportPlan, ImportSettings, KnownState, Reports, plan_import};
 
 fn at(text: &str) -> NaiveDateTime {
     NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S").unwrap()
@@ -107,8 +107,21 @@ fn billed_ledger(fine: &Fine) -> FineLedger {
     }
 }
 
+/// The plan with its new ledgers spread into record lists, so that one
+/// comparison covers new and known fines alike.
+fn flat_plan_import(
+    reports: Reports,
+    known: KnownState,
+    settings: &ImportSettings,
+    now: DateTime<Utc>,
+) -> ImportPlan {
+    let mut plan = plan_import(reports, known, settings, now);
+    plan.changes = plan.changes.flattened();
+    plan
+}
+
 fn plan(reports: &Reports, known: &KnownState) -> sync_stages::import_plan::ImportPlan {
-    plan_import(
+    flat_plan_import(
         reports.clone(),
         known.clone(),
         &ImportSettings::default(),
@@ -149,6 +162,7 @@ fn a_new_fine_gets_its_opening_transaction_and_account_line() {
             account_lines: vec![line(&overdue, "531000000002", false)],
             bursar_transactions: vec![],
             reconciled_alma: vec![],
+            new_ledgers: vec![],
         }
     );
     assert_eq!(count(&plan, "fines_new"), 1);
@@ -345,7 +359,7 @@ fn transactions_of_unknown_fines_are_reported_and_ignored_fines_vanish() {
         ignored_fines: BTreeSet::from([FineId::new("F7")]),
         ..ImportSettings::default()
     };
-    let plan = plan_import(reports, KnownState::default(), &settings, now());
+    let plan = flat_plan_import(reports, KnownState::default(), &settings, now());
     assert!(plan.changes.is_empty());
     assert_eq!(plan.problems.len(), 1);
     assert_eq!(plan.problems[0].subject, "T1");
@@ -410,7 +424,7 @@ fn payment_plan(
         desk_payments: policy,
         ..ImportSettings::default()
     };
-    plan_import(reports, known, &settings, now())
+    flat_plan_import(reports, known, &settings, now())
 }
 
 #[test]
