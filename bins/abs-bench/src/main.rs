@@ -15,7 +15,8 @@
 // crate with floats (amounts are synthesized as integer cents).
 #![allow(clippy::float_arithmetic)]
 
-/// The allocator the shipped binaries use, so the figures are theirs.
+/// The allocator the shipped binaries use (bins/*/src/main.rs), so the
+/// figures are theirs.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
