@@ -384,8 +384,14 @@ async fn rehearse(dir: Option<PathBuf>, days: u8, clock: Clock) -> Result<u8, Ap
         other => other.map(|_| ()),
     };
     let config_arg = config.display();
+    // As invoked: a newcomer ran `cargo run`, so the bare command name is
+    // not on their PATH, but the path cargo ran is.
+    let program = std::env::args()
+        .next()
+        .filter(|arg0| arg0.contains('/'))
+        .unwrap_or_else(|| "alma-bursar-sync".to_string());
     print(&format!(
-        "\nTry:\n  alma-bursar-sync --config {config_arg} lookup-fine --root-alma-fine-id 2200000001\n  alma-bursar-sync --config {config_arg} print-last-export\n  alma-bursar-sync --config {config_arg} restore-choose\n"
+        "\nTry:\n  {program} --config {config_arg} lookup-fine --root-alma-fine-id 2200000001\n  {program} --config {config_arg} print-last-export\n  {program} --config {config_arg} restore-choose\n"
     ))?;
     let _ = report;
     result.map(|()| EXIT_DONE)
