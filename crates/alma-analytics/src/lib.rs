@@ -33,6 +33,7 @@
 //! Architecture invariant: this crate knows Analytics XML and the report
 //! columns, not the store and not the merge rules (SPEC 4.1-4.7).
 
+mod datetime;
 mod error;
 mod fetch;
 mod filter;

@@ -6,13 +6,14 @@
 //! no rows. Columns are found by heading; the headings are configuration
 //! whose `Default` is the spec's.
 
-use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
+use chrono::{NaiveDateTime, NaiveTime};
 use sync_core::Money;
 use sync_core::records::{
     AlmaTxnId, AlmaTxnType, FeeType, Fine, FineId, ItemDetails, LoanId, PatronId,
 };
 use sync_core::rules::opening::ReportedTransaction;
 
+use crate::datetime::{parse_date, parse_date_time, parse_time};
 use crate::error::ReportError;
 use crate::fetch::{Analytics, FetchSummary, ReportRequest, Row};
 use crate::filter::Filter;
@@ -480,26 +481,6 @@ impl Cells<'_> {
         };
         Ok(Some(day.and_time(clock)))
     }
-}
-
-fn parse_date_time(text: &str) -> Result<NaiveDateTime, String> {
-    ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"]
-        .iter()
-        .find_map(|format| NaiveDateTime::parse_from_str(text, format).ok())
-        .ok_or_else(|| "not a date-time like 2024-05-01T10:00:00".to_string())
-}
-
-/// `2024-05-01`; a date-time's date part is accepted too.
-fn parse_date(text: &str) -> Result<NaiveDate, String> {
-    let day = text.split(['T', ' ']).next().unwrap_or(text);
-    NaiveDate::parse_from_str(day, "%Y-%m-%d").map_err(|_| "not a date like 2024-05-01".to_string())
-}
-
-fn parse_time(text: &str) -> Result<NaiveTime, String> {
-    ["%H:%M:%S%.f", "%H:%M"]
-        .iter()
-        .find_map(|format| NaiveTime::parse_from_str(text, format).ok())
-        .ok_or_else(|| "not a time like 14:30:00".to_string())
 }
 
 #[cfg(test)]
