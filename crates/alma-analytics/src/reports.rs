@@ -342,7 +342,7 @@ impl Analytics {
             },
             |cells, &(patron_id, balance)| {
                 Ok(Some(BalanceRow {
-                    patron_id: PatronId::new(cells.required(patron_id)?),
+                    patron_id: PatronId::new(cells.required_str(patron_id)?),
                     balance: cells.money(balance)?,
                 }))
             },
@@ -498,8 +498,8 @@ impl<'c> TransactionKeys<'c> {
 fn fine_row(cells: &Cells<'_>, keys: &FineKeys<'_>) -> Result<FineRow, ReportError> {
     let status = cells.required(keys.status)?;
     Ok(FineRow {
-        fine_id: FineId::new(cells.required(keys.fine_id)?),
-        patron_id: PatronId::new(cells.required(keys.patron_id)?),
+        fine_id: FineId::new(cells.required_str(keys.fine_id)?),
+        patron_id: PatronId::new(cells.required_str(keys.patron_id)?),
         loan_id: cells.id(keys.loan_id).map(LoanId::new),
         fee_type: cells.parse(keys.fee_type, FeeType::from_label)?,
         closed: status.eq_ignore_ascii_case("closed"),
@@ -513,7 +513,7 @@ fn fine_row(cells: &Cells<'_>, keys: &FineKeys<'_>) -> Result<FineRow, ReportErr
             title: cells.text(keys.title),
             author: cells.text(keys.author),
             call_number: cells.text(keys.call_number),
-            barcode: cells.id(keys.barcode),
+            barcode: cells.id(keys.barcode).map(str::to_string),
             location_code: cells.text(keys.location_code),
             loaned_at: cells.joined(keys.loan_date, keys.loan_time)?,
             due_at: cells.joined(keys.due_date, keys.due_time)?,
@@ -532,14 +532,14 @@ fn transaction_row(
     };
     let kind = cells.parse(keys.transaction_type, AlmaTxnType::from_label)?;
     Ok(Some(TransactionRow {
-        fine_id: FineId::new(cells.required(keys.fine_id)?),
+        fine_id: FineId::new(cells.required_str(keys.fine_id)?),
         transaction_id: AlmaTxnId::new(transaction_id),
         kind,
         amount: kind.signed(cells.money(keys.amount)?),
         created_at: cells.date_time(keys.created)?,
         note: cells.text(keys.note),
         loan_id: cells.id(keys.loan_id).map(LoanId::new),
-        patron_id: PatronId::new(cells.required(keys.patron_id)?),
+        patron_id: PatronId::new(cells.required_str(keys.patron_id)?),
     }))
 }
 
@@ -588,11 +588,10 @@ impl<'a> Cells<'a> {
         self.required_str(key).map(str::to_string)
     }
 
-    /// An id where "-1" means none.
-    fn id(&self, key: Key<'_>) -> Option<String> {
-        self.trimmed(key)
-            .filter(|value| *value != "-1")
-            .map(str::to_string)
+    /// An id where "-1" means none. Given as `&str`: the id types copy
+    /// it themselves, so a `String` here would be one more copy.
+    fn id(&self, key: Key<'_>) -> Option<&'a str> {
+        self.trimmed(key).filter(|value| *value != "-1")
     }
 
     /// The trimmed value read by `parse`, which is given a `&str` so that
