@@ -1,12 +1,14 @@
 //! Paging through a report and handing it over one page at a time.
 
 use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
+use std::sync::Arc;
 
 use alma_api::{Accept, AlmaClient, AlmaError};
 
 use crate::error::ReportError;
 use crate::filter::Filter;
-use crate::page::{PageError, RawPage, parse_page};
+use crate::page::{Cell, PageError, RawPage, Spare, parse_page};
 
 /// Rows per request: Alma's maximum.
 pub const PAGE_LIMIT: usize = 1000;
@@ -51,28 +53,151 @@ impl ReportRequest {
     }
 }
 
-/// One row: values by column heading. A null column is absent.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// One row: values by column heading. A null column has no value.
+///
+/// The values live in their page's text, shared by the page's rows, and
+/// each names its column by an index into the report's headings: reading
+/// a row allocates nothing per cell.
+#[derive(Clone, Default)]
 pub struct Row {
     /// 1-based within its page.
     pub number: usize,
-    pub values: BTreeMap<String, String>,
+    page: Arc<PageCells>,
+    /// This row's cells in `page.cells`.
+    cells: Range<usize>,
 }
 
+/// What the rows of one page share.
+#[derive(Debug, Default)]
+struct PageCells {
+    /// The distinct headings of the report so far; a cell's `column` is an
+    /// index here. The same heading keeps its index for the whole report.
+    headings: Arc<Vec<String>>,
+    /// The page's values one after the other, as the parser wrote them.
+    text: String,
+    cells: Vec<Cell>,
+}
+
+/// A column of a report, resolved from its heading once (see
+/// [`Page::column`]) and then read from each row without comparing
+/// headings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Column(usize);
+
 impl Row {
-    /// The value under `heading`, as Alma sent it (not trimmed).
+    /// The value under `heading`, as Alma sent it (not trimmed). When two
+    /// columns of a row have the same heading, the later one's.
     pub fn get(&self, heading: &str) -> Option<&str> {
-        self.values.get(heading).map(String::as_str)
+        self.value(column_of(&self.page.headings, heading)?)
+    }
+
+    /// The value in `column` (of this row's page), as Alma sent it.
+    pub(crate) fn value(&self, column: Column) -> Option<&str> {
+        let cells = self.page.cells.get(self.cells.clone())?;
+        // Reversed: the later of two cells with one heading wins, as when
+        // a row was a map filled in document order.
+        let cell = cells.iter().rev().find(|cell| cell.column == column.0)?;
+        self.page.text.get(cell.start..cell.end)
+    }
+
+    /// `(heading, value)` of each non-null cell, in the order Alma sent
+    /// them.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        let cells = self.page.cells.get(self.cells.clone()).unwrap_or(&[]);
+        cells.iter().map(|cell| {
+            (
+                self.page
+                    .headings
+                    .get(cell.column)
+                    .map_or("", String::as_str),
+                self.page.text.get(cell.start..cell.end).unwrap_or(""),
+            )
+        })
+    }
+
+    /// The values by heading (the later of two with one heading).
+    pub fn values(&self) -> BTreeMap<&str, &str> {
+        self.iter().collect()
     }
 }
 
+fn column_of(headings: &[String], heading: &str) -> Option<Column> {
+    headings
+        .iter()
+        .position(|known| known == heading)
+        .map(Column)
+}
+
+impl std::fmt::Debug for Row {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Row")
+            .field("number", &self.number)
+            .field("values", &self.values())
+            .finish()
+    }
+}
+
+/// Rows are equal when they have the same number and the same values by
+/// heading, whatever page they came from.
+impl PartialEq for Row {
+    fn eq(&self, other: &Row) -> bool {
+        self.number == other.number && self.values() == other.values()
+    }
+}
+
+impl Eq for Row {}
+
 /// One page of rows, in the order Alma sent them.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Default)]
 pub struct Page {
     /// 1-based.
     pub number: usize,
     pub rows: Vec<Row>,
+    cells: Arc<PageCells>,
 }
+
+impl Page {
+    /// The column under `heading` in this page's rows, `None` when no
+    /// row of the report so far has one.
+    pub(crate) fn column(&self, heading: &str) -> Option<Column> {
+        column_of(&self.cells.headings, heading)
+    }
+
+    /// The buffers of the page for the next one, unless the caller kept
+    /// rows (which share them).
+    fn into_spare(self) -> (Spare, Vec<Row>) {
+        let Page {
+            mut rows, cells, ..
+        } = self;
+        rows.clear();
+        let spare = match Arc::try_unwrap(cells) {
+            Ok(cells) => Spare {
+                text: cells.text,
+                cells: cells.cells,
+                rows: Vec::new(),
+            },
+            Err(_) => Spare::default(),
+        };
+        (spare, rows)
+    }
+}
+
+impl std::fmt::Debug for Page {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Page")
+            .field("number", &self.number)
+            .field("rows", &self.rows)
+            .finish()
+    }
+}
+
+impl PartialEq for Page {
+    fn eq(&self, other: &Page) -> bool {
+        self.number == other.number && self.rows == other.rows
+    }
+}
+
+impl Eq for Page {}
 
 /// How a complete fetch went.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -137,7 +262,10 @@ impl Analytics {
         let retry = &self.client.config().retry;
         let mut token: Option<String> = None;
         let mut headings: Option<HashMap<String, String>> = None;
+        let mut report_headings: Arc<Vec<String>> = Arc::default();
         let mut summary = FetchSummary::default();
+        let mut spare = Spare::default();
+        let mut spare_rows: Vec<Row> = Vec::new();
         loop {
             let number = summary.pages + 1;
             if number > self.options.max_pages {
@@ -147,15 +275,16 @@ impl Analytics {
                 });
             }
             let mut tries = 0u32;
-            let raw = loop {
+            let mut raw = loop {
                 tries += 1;
                 let raw = self
-                    .request_page(request, token.as_deref(), &limit, number)
+                    .request_page(request, token.as_deref(), &limit, number, spare)
                     .await?;
                 let preparing = raw.rows.is_empty() && raw.is_finished != Some(true);
                 if !preparing {
                     break raw;
                 }
+                spare = raw.into_spare();
                 if tries >= retry.still_preparing_attempts.max(1) {
                     return Err(ReportError::NotReady {
                         report: request.name.clone(),
@@ -169,33 +298,26 @@ impl Analytics {
             if headings.is_none() && !raw.headings.is_empty() {
                 headings = Some(raw.headings.iter().cloned().collect());
             }
-            if let Some(new_token) = &raw.token {
-                token = Some(new_token.clone());
+            if let Some(new_token) = raw.token.take() {
+                token = Some(new_token);
             }
             // Rows came, or IsFinished is true (see the loop above): a
             // missing IsFinished with rows counts as finished.
             let finished = raw.is_finished.unwrap_or(true);
-            let page = Page {
+            let (page, raw_rows) = to_page(
+                raw,
                 number,
-                rows: raw
-                    .rows
-                    .into_iter()
-                    .enumerate()
-                    .map(|(index, columns)| Row {
-                        number: index + 1,
-                        values: columns
-                            .into_iter()
-                            .map(|(column, value)| {
-                                (heading_of(&column, headings.as_ref(), request), value)
-                            })
-                            .collect(),
-                    })
-                    .collect(),
-            };
+                headings.as_ref(),
+                &mut report_headings,
+                request,
+                std::mem::take(&mut spare_rows),
+            );
             tracing::debug!(report = %request.name, page = number, rows = page.rows.len(), finished, "Analytics page");
             summary.pages = number;
             summary.rows += page.rows.len();
             on_page(&page)?;
+            (spare, spare_rows) = page.into_spare();
+            spare.rows = raw_rows;
             if finished {
                 tracing::info!(report = %request.name, pages = summary.pages, rows = summary.rows, "Analytics report fetched");
                 return Ok(summary);
@@ -215,6 +337,7 @@ impl Analytics {
         token: Option<&str>,
         limit: &str,
         page: usize,
+        spare: Spare,
     ) -> Result<RawPage, ReportError> {
         let mut query: Vec<(&str, &str)> = Vec::with_capacity(4);
         match token {
@@ -233,7 +356,7 @@ impl Analytics {
             .get(REPORTS_PATH, &query, Accept::Xml)
             .await
             .map_err(|error| classify(error, request, page))?;
-        parse_page(&response.body).map_err(|error| match error {
+        parse_page(&response.body, spare).map_err(|error| match error {
             PageError::NoReport(excerpt) => ReportError::NoReport {
                 report: request.name.clone(),
                 page,
@@ -270,6 +393,59 @@ fn classify(error: AlmaError, request: &ReportRequest, page: usize) -> ReportErr
         page,
         source: Box::new(error),
     }
+}
+
+/// A parsed page as rows by heading, in `rows` (empty, kept from an
+/// earlier page for its capacity). Each distinct element name of the page
+/// is given its heading once; the cells keep their text where the parser
+/// put it. Also gives back the emptied row ranges of `raw`.
+fn to_page(
+    raw: RawPage,
+    number: usize,
+    headings: Option<&HashMap<String, String>>,
+    report_headings: &mut Arc<Vec<String>>,
+    request: &ReportRequest,
+    mut rows: Vec<Row>,
+) -> (Page, Vec<Range<usize>>) {
+    let heading_of_slot: Vec<usize> = raw
+        .slots
+        .iter()
+        .map(|name| {
+            let heading = heading_of(name, headings, request);
+            match report_headings.iter().position(|known| *known == heading) {
+                Some(index) => index,
+                None => {
+                    let known = Arc::make_mut(report_headings);
+                    known.push(heading);
+                    known.len() - 1
+                }
+            }
+        })
+        .collect();
+    let mut cells = raw.cells;
+    for cell in &mut cells {
+        // Every slot the parser gives a cell is one of `raw.slots`.
+        cell.column = heading_of_slot[cell.column];
+    }
+    let shared = Arc::new(PageCells {
+        headings: Arc::clone(report_headings),
+        text: raw.text,
+        cells,
+    });
+    let mut raw_rows = raw.rows;
+    rows.extend(raw_rows.drain(..).enumerate().map(|(index, cells)| Row {
+        number: index + 1,
+        page: Arc::clone(&shared),
+        cells,
+    }));
+    (
+        Page {
+            number,
+            rows,
+            cells: shared,
+        },
+        raw_rows,
+    )
 }
 
 /// The schema's heading, else the configured heading at the column's

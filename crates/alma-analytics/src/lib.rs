@@ -9,13 +9,16 @@
 //!
 //! Pages are read with a streaming XML parser and handed to the caller one
 //! at a time ([`Analytics::fetch_report`] takes a page callback), so memory
-//! holds one page. Each [`Row`] maps a column *heading* to its value: the
+//! holds one page. [`Row::get`] reads a value by column *heading*: the
 //! headings come from the first page's `xsd:schema`
 //! (`saw-sql:columnHeading`, trimmed, since computed columns start with a
 //! space), never from a column's position, so a report edited in Alma
 //! keeps working; only an answer with no headings at all falls back to
-//! configured positions. A null value is an absent key. Elements are
-//! matched by local name, whatever their namespace.
+//! configured positions. A null value is absent. Elements are matched by
+//! local name, whatever their namespace. A page's values are kept in one
+//! buffer that its rows share, and the typed readers find their columns
+//! once per page, so reading a cell allocates nothing but the `String`s a
+//! typed row keeps.
 //!
 //! Bad days are part of the model: a page still being prepared (HTTP 200,
 //! `IsFinished` false, no rows) is asked for again after a wait; error
@@ -33,6 +36,7 @@
 //! Architecture invariant: this crate knows Analytics XML and the report
 //! columns, not the store and not the merge rules (SPEC 4.1-4.7).
 
+mod datetime;
 mod error;
 mod fetch;
 mod filter;

@@ -2,6 +2,16 @@
 //!
 //! Elements are matched by local name only: the rowset namespace has been
 //! removed and prefixed at times, and nothing here depends on it.
+//!
+//! A page of All Transactions is 1,000 rows of about nine columns, and a
+//! full import reads a thousand of them, so the reader is written not to
+//! allocate per element or per cell: it keeps a stack of small
+//! [`Kind`]s (not of names), writes every cell value into one text buffer
+//! of the page and records each cell as a span of it, tagged with the
+//! column's *slot* (the index of its element name among the row elements
+//! seen on the page).
+
+use std::ops::Range;
 
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::reader::Reader;
@@ -16,9 +26,50 @@ pub(crate) struct RawPage {
     /// `(ColumnN, heading)` from the `xsd:schema`, headings trimmed; empty
     /// when the page has no schema or the schema has no headings.
     pub headings: Vec<(String, String)>,
-    /// Each row as `(ColumnN, value)` for the elements present with a
-    /// non-blank value. `Column0` (a dummy) is left out.
-    pub rows: Vec<Vec<(String, String)>>,
+    /// The element names of the row cells, by slot, in the order first
+    /// seen (`Column1`, `Column2`, ... on a real answer).
+    pub slots: Vec<String>,
+    /// Every kept cell value of the page, one after the other, as the XML
+    /// said it (entities resolved, line ends normalised, not trimmed).
+    pub text: String,
+    /// The cells with a non-blank value, in document order. `Column0` (a
+    /// dummy) is left out.
+    pub cells: Vec<Cell>,
+    /// Each row as a range of `cells`, in document order; an empty range
+    /// is a row whose every column is null.
+    pub rows: Vec<Range<usize>>,
+}
+
+/// One cell: which column and where its value is in [`RawPage::text`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Cell {
+    /// As parsed, a slot of [`RawPage::slots`]; the pager turns it into an
+    /// index of the report's headings in place, so that one vector serves
+    /// both.
+    pub column: usize,
+    pub start: usize,
+    pub end: usize,
+}
+
+/// The buffers of a page that has been read, to read the next one into:
+/// a report is a thousand pages of the same size, and fresh buffers for
+/// each would be grown, and their memory faulted in, a thousand times.
+#[derive(Debug, Default)]
+pub(crate) struct Spare {
+    pub text: String,
+    pub cells: Vec<Cell>,
+    pub rows: Vec<Range<usize>>,
+}
+
+impl RawPage {
+    /// Its buffers, for the next page.
+    pub fn into_spare(self) -> Spare {
+        Spare {
+            text: self.text,
+            cells: self.cells,
+            rows: self.rows,
+        }
+    }
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -30,8 +81,79 @@ pub(crate) enum PageError {
     Malformed(String),
 }
 
-fn local_name(element: &BytesStart<'_>) -> String {
-    element.local_name().into_inner().to_string()
+/// What an open element is, as far as the page is concerned. Decided once
+/// at its start tag so that its end tag needs no name comparison.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Token,
+    IsFinished,
+    Row,
+    /// A child of a `Row`: a cell of the column in this slot.
+    Cell(usize),
+    /// `Column0`, Analytics' dummy column, which is not kept.
+    Column0,
+    Other,
+}
+
+/// One open element.
+struct Open {
+    kind: Kind,
+    /// It is an `xsd:schema`: its `element`s name the columns.
+    schema: bool,
+    /// Where its local name starts in the name buffer, which is kept only
+    /// to say where a cut-off answer stopped.
+    name_start: usize,
+}
+
+/// Slots of the row elements of one page. `ColumnN` with a short,
+/// canonical number (what Analytics sends) is found by its number without
+/// comparing names; any other name by comparison, so that every distinct
+/// element name keeps a column of its own as it always had.
+#[derive(Default)]
+struct Slots {
+    names: Vec<String>,
+    /// Slot of `ColumnN` at index N, `usize::MAX` for none yet.
+    by_number: Vec<usize>,
+}
+
+/// Column numbers up to this are looked up by number; Analytics reports
+/// have a few dozen columns.
+const NUMBERED_COLUMNS: usize = 1024;
+
+impl Slots {
+    fn slot(&mut self, name: &str) -> usize {
+        match column_number(name).filter(|number| *number < NUMBERED_COLUMNS) {
+            Some(number) => {
+                if self.by_number.len() <= number {
+                    self.by_number.resize(number + 1, usize::MAX);
+                }
+                if self.by_number[number] == usize::MAX {
+                    self.by_number[number] = self.names.len();
+                    self.names.push(name.to_string());
+                }
+                self.by_number[number]
+            }
+            None => match self.names.iter().position(|known| known == name) {
+                Some(slot) => slot,
+                None => {
+                    self.names.push(name.to_string());
+                    self.names.len() - 1
+                }
+            },
+        }
+    }
+}
+
+/// N of `ColumnN` when N is written canonically (no sign, no leading
+/// zero): only then does the number stand for exactly one element name.
+fn column_number(name: &str) -> Option<usize> {
+    let digits = name.strip_prefix("Column")?;
+    let canonical = match digits.as_bytes() {
+        [] => false,
+        [b'0'] => true,
+        [first, ..] => *first != b'0' && digits.bytes().all(|b| b.is_ascii_digit()),
+    };
+    if canonical { digits.parse().ok() } else { None }
 }
 
 fn excerpt(text: &str) -> String {
@@ -43,14 +165,35 @@ fn excerpt(text: &str) -> String {
     }
 }
 
-pub(crate) fn parse_page(body: &[u8]) -> Result<RawPage, PageError> {
-    let text = std::str::from_utf8(body)
+/// Reads one answer, into the buffers of `spare` (emptied first).
+pub(crate) fn parse_page(body: &[u8], spare: Spare) -> Result<RawPage, PageError> {
+    let input = std::str::from_utf8(body)
         .map_err(|error| PageError::Malformed(format!("the answer is not UTF-8: {error}")))?;
-    let mut reader = Reader::from_str(text);
-    let mut page = RawPage::default();
-    let mut stack: Vec<String> = Vec::new();
-    let mut value = String::new();
-    let mut row: Option<Vec<(String, String)>> = None;
+    let mut reader = Reader::from_str(input);
+    let Spare {
+        mut text,
+        mut cells,
+        mut rows,
+    } = spare;
+    text.clear();
+    cells.clear();
+    rows.clear();
+    let mut page = RawPage {
+        text,
+        cells,
+        rows,
+        ..RawPage::default()
+    };
+    let mut slots = Slots::default();
+    let mut stack: Vec<Open> = Vec::new();
+    let mut names = String::new();
+    let mut schema_depth = 0usize;
+    // The value being read is `page.text[value_start..]`: text and
+    // references are appended there, a kept cell value stays and moves
+    // `value_start` past it, anything else is cut off again.
+    let mut value_start = 0usize;
+    // The first cell of the row being read; `None` outside a row.
+    let mut row_start: Option<usize> = None;
     let mut saw_report = false;
     loop {
         let event = reader.read_event().map_err(|error| {
@@ -61,48 +204,64 @@ pub(crate) fn parse_page(body: &[u8]) -> Result<RawPage, PageError> {
         })?;
         match event {
             Event::Start(element) => {
-                let name = local_name(&element);
+                let name = element.local_name().into_inner();
                 if stack.is_empty() {
                     if name != "report" {
-                        return Err(PageError::NoReport(excerpt(text)));
+                        return Err(PageError::NoReport(excerpt(input)));
                     }
                     saw_report = true;
                 }
-                match name.as_str() {
-                    "element" if stack.iter().any(|open| open == "schema") => {
-                        schema_heading(&element, &mut page.headings)?;
-                    }
-                    "Row" => row = Some(Vec::new()),
-                    _ => {}
+                if schema_depth > 0 && name == "element" {
+                    schema_heading(&element, &mut page.headings)?;
                 }
-                stack.push(name);
-                value.clear();
+                let parent_is_row = stack.last().is_some_and(|open| open.kind == Kind::Row);
+                let kind = match name {
+                    "ResumptionToken" => Kind::Token,
+                    "IsFinished" => Kind::IsFinished,
+                    "Row" => {
+                        row_start = Some(page.cells.len());
+                        Kind::Row
+                    }
+                    "Column0" if parent_is_row => Kind::Column0,
+                    column if parent_is_row => Kind::Cell(slots.slot(column)),
+                    _ => Kind::Other,
+                };
+                let schema = name == "schema";
+                if schema {
+                    schema_depth += 1;
+                }
+                stack.push(Open {
+                    kind,
+                    schema,
+                    name_start: names.len(),
+                });
+                names.push_str(name);
+                page.text.truncate(value_start);
             }
             Event::Empty(element) => {
-                let name = local_name(&element);
                 if stack.is_empty() {
                     // `<report/>` or any other empty document.
-                    return Err(PageError::NoReport(excerpt(text)));
+                    return Err(PageError::NoReport(excerpt(input)));
                 }
-                match name.as_str() {
-                    "element" if stack.iter().any(|open| open == "schema") => {
+                match element.local_name().into_inner() {
+                    "element" if schema_depth > 0 => {
                         schema_heading(&element, &mut page.headings)?;
                     }
                     // A row whose every column is null.
-                    "Row" => page.rows.push(Vec::new()),
+                    "Row" => page.rows.push(page.cells.len()..page.cells.len()),
                     // An empty column, an empty ResultXml: nothing.
                     _ => {}
                 }
             }
-            Event::Text(text) => value.push_str(&text.xml10_content()),
-            Event::CData(text) => value.push_str(&text.xml10_content()),
+            Event::Text(text) => page.text.push_str(&text.xml10_content()),
+            Event::CData(text) => page.text.push_str(&text.xml10_content()),
             Event::GeneralRef(reference) => {
                 if let Ok(Some(ch)) = reference.resolve_char_ref() {
-                    value.push(ch);
+                    page.text.push(ch);
                 } else if let Some(resolved) =
                     quick_xml::escape::resolve_predefined_entity(&reference)
                 {
-                    value.push_str(resolved);
+                    page.text.push_str(resolved);
                 } else {
                     return Err(PageError::Malformed(format!(
                         "unknown entity &{};",
@@ -111,16 +270,25 @@ pub(crate) fn parse_page(body: &[u8]) -> Result<RawPage, PageError> {
                 }
             }
             Event::End(_) => {
-                let name = stack.pop().unwrap_or_default();
-                let parent = stack.last().map(String::as_str);
-                match name.as_str() {
-                    "ResumptionToken" => {
+                // The reader checks that end tags match, so the top of the
+                // stack is the element that ends.
+                let Some(open) = stack.pop() else {
+                    page.text.truncate(value_start);
+                    continue;
+                };
+                names.truncate(open.name_start);
+                if open.schema {
+                    schema_depth = schema_depth.saturating_sub(1);
+                }
+                let value = &page.text[value_start..];
+                match open.kind {
+                    Kind::Token => {
                         let token = value.trim();
                         if !token.is_empty() {
                             page.token = Some(token.to_string());
                         }
                     }
-                    "IsFinished" => {
+                    Kind::IsFinished => {
                         page.is_finished = Some(match value.trim() {
                             flag if flag.eq_ignore_ascii_case("true") => true,
                             flag if flag.eq_ignore_ascii_case("false") => false,
@@ -131,32 +299,41 @@ pub(crate) fn parse_page(body: &[u8]) -> Result<RawPage, PageError> {
                             }
                         });
                     }
-                    "Row" => page.rows.extend(row.take()),
-                    column if parent == Some("Row") => {
-                        if let Some(row) = row.as_mut()
-                            && column != "Column0"
-                            && !value.trim().is_empty()
-                        {
-                            row.push((column.to_string(), value.clone()));
+                    Kind::Row => {
+                        if let Some(start) = row_start.take() {
+                            page.rows.push(start..page.cells.len());
                         }
                     }
-                    _ => {}
+                    Kind::Cell(slot) => {
+                        if row_start.is_some() && !value.trim().is_empty() {
+                            page.cells.push(Cell {
+                                column: slot,
+                                start: value_start,
+                                end: page.text.len(),
+                            });
+                            value_start = page.text.len();
+                        }
+                    }
+                    Kind::Column0 | Kind::Other => {}
                 }
-                value.clear();
+                page.text.truncate(value_start);
             }
             Event::Eof => break,
             _ => {}
         }
     }
     if !saw_report {
-        return Err(PageError::NoReport(excerpt(text)));
+        return Err(PageError::NoReport(excerpt(input)));
     }
     if let Some(open) = stack.last() {
         return Err(PageError::Malformed(format!(
-            "the answer is cut off inside <{open}> ({} bytes)",
+            "the answer is cut off inside <{}> ({} bytes)",
+            &names[open.name_start..],
             body.len()
         )));
     }
+    page.text.truncate(value_start);
+    page.slots = slots.names;
     Ok(page)
 }
 
@@ -171,7 +348,7 @@ fn schema_heading(
     for attribute in element.attributes() {
         let attribute = attribute
             .map_err(|error| PageError::Malformed(format!("schema attribute: {error}")))?;
-        let key = attribute.key.local_name().into_inner().to_string();
+        let key = attribute.key.local_name().into_inner();
         if key != "name" && key != "columnHeading" {
             continue;
         }
@@ -198,6 +375,31 @@ fn schema_heading(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl RawPage {
+        /// Each row as `(element name, value)` pairs, in document order.
+        fn named_rows(&self) -> Vec<Vec<(String, String)>> {
+            self.rows
+                .iter()
+                .map(|cells| {
+                    self.cells[cells.clone()]
+                        .iter()
+                        .map(|cell| {
+                            (
+                                self.slots[cell.column].clone(),
+                                self.text[cell.start..cell.end].to_string(),
+                            )
+                        })
+                        .collect()
+                })
+                .collect()
+        }
+    }
+
+    /// A page read into fresh buffers.
+    fn parse_page(body: &[u8]) -> Result<RawPage, PageError> {
+        super::parse_page(body, Spare::default())
+    }
 
     #[test]
     fn reads_token_flag_schema_and_rows_by_local_name() {
@@ -228,7 +430,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            page.rows,
+            page.named_rows(),
             vec![vec![("Column1".to_string(), "12 < 13".to_string())], vec![]]
         );
     }
@@ -250,5 +452,72 @@ mod tests {
             ),
             Err(PageError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn a_cut_off_answer_names_the_innermost_open_element() {
+        let cut = parse_page(b"<report><QueryResult><ResultXml><rs:rowset><rs:Row><rs:Column3>4");
+        assert_eq!(
+            cut,
+            Err(PageError::Malformed(
+                "the answer is cut off inside <Column3> (64 bytes)".to_string()
+            ))
+        );
+    }
+
+    #[test]
+    fn values_keep_their_spaces_entities_and_markup_free_text() {
+        // Values are kept as sent (callers trim); a value split by a
+        // comment or CDATA is one value; text before a nested element is
+        // dropped as it always was, the text after it kept.
+        let body = b"<report><QueryResult><ResultXml><rowset>\
+<Row><Column1>  a &amp; b </Column1><Column2>x<!-- c -->y<![CDATA[<z>]]></Column2>\
+<Column3>gone<b>inner</b>kept</Column3><Extra>e</Extra><Column1>again</Column1></Row>\
+<Row/>\
+<Row><Column10>ten</Column10><Column01>zero-one</Column01><Extra>f</Extra></Row>\
+</rowset></ResultXml></QueryResult></report>";
+        let page = parse_page(body).unwrap();
+        let owned = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.to_string()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            page.named_rows(),
+            vec![
+                owned(&[
+                    ("Column1", "  a & b "),
+                    ("Column2", "xy<z>"),
+                    ("Column3", "kept"),
+                    ("Extra", "e"),
+                    ("Column1", "again"),
+                ]),
+                vec![],
+                owned(&[
+                    ("Column10", "ten"),
+                    ("Column01", "zero-one"),
+                    ("Extra", "f")
+                ]),
+            ]
+        );
+        // One slot per distinct element name.
+        assert_eq!(
+            page.slots,
+            vec![
+                "Column1", "Column2", "Column3", "Extra", "Column10", "Column01"
+            ]
+        );
+    }
+
+    #[test]
+    fn column_numbers_are_canonical_only() {
+        assert_eq!(column_number("Column0"), Some(0));
+        assert_eq!(column_number("Column21"), Some(21));
+        assert_eq!(column_number("Column01"), None);
+        assert_eq!(column_number("Column+1"), None);
+        assert_eq!(column_number("Column"), None);
+        assert_eq!(column_number("column1"), None);
+        assert_eq!(column_number("Column99999999999999999999999"), None);
     }
 }

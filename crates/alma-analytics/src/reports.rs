@@ -4,17 +4,20 @@
 //! returns the whole report only when every page came and every row read:
 //! an error anywhere (Alma, XML, or one bad value) returns the error and
 //! no rows. Columns are found by heading; the headings are configuration
-//! whose `Default` is the spec's.
+//! whose `Default` is the spec's. Each configured heading is looked up once
+//! per page; a row's values are then read in place, and only those a typed
+//! row keeps (ids, texts) are copied into `String`s.
 
-use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
+use chrono::{NaiveDateTime, NaiveTime};
 use sync_core::Money;
 use sync_core::records::{
     AlmaTxnId, AlmaTxnType, FeeType, Fine, FineId, ItemDetails, LoanId, PatronId,
 };
 use sync_core::rules::opening::ReportedTransaction;
 
+use crate::datetime::{parse_date, parse_date_time, parse_time};
 use crate::error::ReportError;
-use crate::fetch::{Analytics, FetchSummary, ReportRequest, Row};
+use crate::fetch::{Analytics, Column, FetchSummary, Page, ReportRequest, Row};
 use crate::filter::Filter;
 
 pub const FINES_REPORT: &str = "All Fines";
@@ -292,8 +295,12 @@ impl Analytics {
             .name(FINES_REPORT)
             .filter(since.map(|since| Filter::on_or_after(&columns.since_filter_column, since)))
             .fallback_headings(columns.in_report_order());
-        self.read_typed(&request, |cells| fine_row(cells, columns).map(Some))
-            .await
+        self.read_typed(
+            &request,
+            |page| FineKeys::on(page, columns),
+            |cells, keys| fine_row(cells, keys).map(Some),
+        )
+        .await
     }
 
     /// All Transactions, created on or after `since` when given. Rows
@@ -308,8 +315,12 @@ impl Analytics {
             .name(TRANSACTIONS_REPORT)
             .filter(since.map(|since| Filter::on_or_after(&columns.since_filter_column, since)))
             .fallback_headings(columns.in_report_order());
-        self.read_typed(&request, |cells| transaction_row(cells, columns))
-            .await
+        self.read_typed(
+            &request,
+            |page| TransactionKeys::on(page, columns),
+            transaction_row,
+        )
+        .await
     }
 
     /// All User Balances (no filter).
@@ -321,34 +332,50 @@ impl Analytics {
         let request = ReportRequest::new(path)
             .name(BALANCES_REPORT)
             .fallback_headings(columns.in_report_order());
-        self.read_typed(&request, |cells| {
-            Ok(Some(BalanceRow {
-                patron_id: PatronId::new(cells.required(&columns.patron_id)?),
-                balance: cells.money(&columns.balance)?,
-            }))
-        })
+        self.read_typed(
+            &request,
+            |page| {
+                (
+                    Key::on(page, &columns.patron_id),
+                    Key::on(page, &columns.balance),
+                )
+            },
+            |cells, &(patron_id, balance)| {
+                Ok(Some(BalanceRow {
+                    patron_id: PatronId::new(cells.required_str(patron_id)?),
+                    balance: cells.money(balance)?,
+                }))
+            },
+        )
         .await
     }
 
-    async fn read_typed<T, F>(
+    /// Reads every row of every page with `read`, after `resolve` has
+    /// found the configured headings among the page's columns (once per
+    /// page, so that rows are read without comparing headings).
+    async fn read_typed<T, K, R, F>(
         &self,
         request: &ReportRequest,
+        resolve: R,
         mut read: F,
     ) -> Result<Report<T>, ReportError>
     where
-        F: FnMut(&Cells<'_>) -> Result<Option<T>, ReportError>,
+        R: Fn(&Page) -> K,
+        F: FnMut(&Cells<'_>, &K) -> Result<Option<T>, ReportError>,
     {
         let mut rows = Vec::new();
         let mut skipped = 0;
         let fetched = self
             .fetch_report(request, |page| {
+                let keys = resolve(page);
+                rows.reserve(page.rows.len());
                 for row in &page.rows {
                     let cells = Cells {
                         report: &request.name,
                         page: page.number,
                         row,
                     };
-                    match read(&cells)? {
+                    match read(&cells, &keys)? {
                         Some(typed) => rows.push(typed),
                         None => skipped += 1,
                     }
@@ -356,6 +383,9 @@ impl Analytics {
                 Ok(())
             })
             .await?;
+        // The report is kept for the whole import: give back what the
+        // growth of the vector reserved beyond its rows.
+        rows.shrink_to_fit();
         Ok(Report {
             rows,
             skipped,
@@ -364,142 +394,238 @@ impl Analytics {
     }
 }
 
-fn fine_row(cells: &Cells<'_>, columns: &FineColumns) -> Result<FineRow, ReportError> {
-    let status = cells.required(&columns.status)?;
+/// A configured heading and the column it names on the page being read.
+#[derive(Clone, Copy, Debug)]
+struct Key<'c> {
+    /// As configured; errors name the column by it.
+    heading: &'c str,
+    /// `None` when no row of the report so far has the heading: the
+    /// column is null in every row.
+    column: Option<Column>,
+}
+
+impl<'c> Key<'c> {
+    fn on(page: &Page, heading: &'c str) -> Key<'c> {
+        Key {
+            heading,
+            column: page.column(heading),
+        }
+    }
+}
+
+/// The columns of All Fines on one page.
+struct FineKeys<'c> {
+    comment: Key<'c>,
+    created: Key<'c>,
+    fine_id: Key<'c>,
+    status: Key<'c>,
+    fee_type: Key<'c>,
+    status_date: Key<'c>,
+    author: Key<'c>,
+    barcode: Key<'c>,
+    call_number: Key<'c>,
+    due_date: Key<'c>,
+    due_time: Key<'c>,
+    loan_id: Key<'c>,
+    loan_date: Key<'c>,
+    loan_time: Key<'c>,
+    return_date: Key<'c>,
+    return_time: Key<'c>,
+    title: Key<'c>,
+    patron_id: Key<'c>,
+    location_code: Key<'c>,
+    original_amount: Key<'c>,
+    remaining_amount: Key<'c>,
+}
+
+impl<'c> FineKeys<'c> {
+    fn on(page: &Page, columns: &'c FineColumns) -> FineKeys<'c> {
+        let key = |heading: &'c String| Key::on(page, heading);
+        FineKeys {
+            comment: key(&columns.comment),
+            created: key(&columns.created),
+            fine_id: key(&columns.fine_id),
+            status: key(&columns.status),
+            fee_type: key(&columns.fee_type),
+            status_date: key(&columns.status_date),
+            author: key(&columns.author),
+            barcode: key(&columns.barcode),
+            call_number: key(&columns.call_number),
+            due_date: key(&columns.due_date),
+            due_time: key(&columns.due_time),
+            loan_id: key(&columns.loan_id),
+            loan_date: key(&columns.loan_date),
+            loan_time: key(&columns.loan_time),
+            return_date: key(&columns.return_date),
+            return_time: key(&columns.return_time),
+            title: key(&columns.title),
+            patron_id: key(&columns.patron_id),
+            location_code: key(&columns.location_code),
+            original_amount: key(&columns.original_amount),
+            remaining_amount: key(&columns.remaining_amount),
+        }
+    }
+}
+
+/// The columns of All Transactions on one page.
+struct TransactionKeys<'c> {
+    fine_id: Key<'c>,
+    created: Key<'c>,
+    transaction_id: Key<'c>,
+    transaction_type: Key<'c>,
+    note: Key<'c>,
+    loan_id: Key<'c>,
+    patron_id: Key<'c>,
+    amount: Key<'c>,
+}
+
+impl<'c> TransactionKeys<'c> {
+    fn on(page: &Page, columns: &'c TransactionColumns) -> TransactionKeys<'c> {
+        let key = |heading: &'c String| Key::on(page, heading);
+        TransactionKeys {
+            fine_id: key(&columns.fine_id),
+            created: key(&columns.created),
+            transaction_id: key(&columns.transaction_id),
+            transaction_type: key(&columns.transaction_type),
+            note: key(&columns.note),
+            loan_id: key(&columns.loan_id),
+            patron_id: key(&columns.patron_id),
+            amount: key(&columns.amount),
+        }
+    }
+}
+
+fn fine_row(cells: &Cells<'_>, keys: &FineKeys<'_>) -> Result<FineRow, ReportError> {
+    let status = cells.required(keys.status)?;
     Ok(FineRow {
-        fine_id: FineId::new(cells.required(&columns.fine_id)?),
-        patron_id: PatronId::new(cells.required(&columns.patron_id)?),
-        loan_id: cells.id(&columns.loan_id).map(LoanId::new),
-        fee_type: cells.parse(&columns.fee_type, FeeType::from_label)?,
+        fine_id: FineId::new(cells.required_str(keys.fine_id)?),
+        patron_id: PatronId::new(cells.required_str(keys.patron_id)?),
+        loan_id: cells.id(keys.loan_id).map(LoanId::new),
+        fee_type: cells.parse(keys.fee_type, FeeType::from_label)?,
         closed: status.eq_ignore_ascii_case("closed"),
         status,
-        created_at: cells.date_time(&columns.created)?,
-        status_at: cells.date_time(&columns.status_date)?,
-        original_amount: cells.money(&columns.original_amount)?,
-        remaining_amount: cells.money(&columns.remaining_amount)?,
-        comment: cells.text(&columns.comment),
+        created_at: cells.date_time(keys.created)?,
+        status_at: cells.date_time(keys.status_date)?,
+        original_amount: cells.money(keys.original_amount)?,
+        remaining_amount: cells.money(keys.remaining_amount)?,
+        comment: cells.text(keys.comment),
         item: ItemDetails {
-            title: cells.text(&columns.title),
-            author: cells.text(&columns.author),
-            call_number: cells.text(&columns.call_number),
-            barcode: cells.id(&columns.barcode),
-            location_code: cells.text(&columns.location_code),
-            loaned_at: cells.joined(&columns.loan_date, &columns.loan_time)?,
-            due_at: cells.joined(&columns.due_date, &columns.due_time)?,
-            returned_at: cells.joined(&columns.return_date, &columns.return_time)?,
+            title: cells.text(keys.title),
+            author: cells.text(keys.author),
+            call_number: cells.text(keys.call_number),
+            barcode: cells.id(keys.barcode).map(str::to_string),
+            location_code: cells.text(keys.location_code),
+            loaned_at: cells.joined(keys.loan_date, keys.loan_time)?,
+            due_at: cells.joined(keys.due_date, keys.due_time)?,
+            returned_at: cells.joined(keys.return_date, keys.return_time)?,
         },
     })
 }
 
 fn transaction_row(
     cells: &Cells<'_>,
-    columns: &TransactionColumns,
+    keys: &TransactionKeys<'_>,
 ) -> Result<Option<TransactionRow>, ReportError> {
     // A row without a transaction id is not a transaction (SPEC 4).
-    let Some(transaction_id) = cells.id(&columns.transaction_id) else {
+    let Some(transaction_id) = cells.id(keys.transaction_id) else {
         return Ok(None);
     };
-    let kind = cells.parse(&columns.transaction_type, AlmaTxnType::from_label)?;
+    let kind = cells.parse(keys.transaction_type, AlmaTxnType::from_label)?;
     Ok(Some(TransactionRow {
-        fine_id: FineId::new(cells.required(&columns.fine_id)?),
+        fine_id: FineId::new(cells.required_str(keys.fine_id)?),
         transaction_id: AlmaTxnId::new(transaction_id),
         kind,
-        amount: kind.signed(cells.money(&columns.amount)?),
-        created_at: cells.date_time(&columns.created)?,
-        note: cells.text(&columns.note),
-        loan_id: cells.id(&columns.loan_id).map(LoanId::new),
-        patron_id: PatronId::new(cells.required(&columns.patron_id)?),
+        amount: kind.signed(cells.money(keys.amount)?),
+        created_at: cells.date_time(keys.created)?,
+        note: cells.text(keys.note),
+        loan_id: cells.id(keys.loan_id).map(LoanId::new),
+        patron_id: PatronId::new(cells.required_str(keys.patron_id)?),
     }))
 }
 
-/// One row being read, able to say where a bad value is.
+/// One row being read, able to say where a bad value is. Values are
+/// looked at in place; only those a typed row keeps become `String`s.
 struct Cells<'a> {
     report: &'a str,
     page: usize,
     row: &'a Row,
 }
 
-impl Cells<'_> {
-    fn error(&self, column: &str, reason: impl Into<String>) -> ReportError {
+impl<'a> Cells<'a> {
+    /// As Alma sent it; `None` when null or absent.
+    fn raw(&self, key: Key<'_>) -> Option<&'a str> {
+        key.column.and_then(|column| self.row.value(column))
+    }
+
+    fn error(&self, key: Key<'_>, reason: impl Into<String>) -> ReportError {
         ReportError::Row {
             report: self.report.to_string(),
             page: self.page,
             row: self.row.number,
-            column: column.to_string(),
-            value: self.row.get(column).map(str::to_string),
+            column: key.heading.to_string(),
+            value: self.raw(key).map(str::to_string),
             reason: reason.into(),
         }
     }
 
     /// Trimmed; `None` when null or blank.
-    fn text(&self, column: &str) -> Option<String> {
-        self.row
-            .get(column)
+    fn trimmed(&self, key: Key<'_>) -> Option<&'a str> {
+        self.raw(key)
             .map(str::trim)
             .filter(|value| !value.is_empty())
-            .map(str::to_string)
     }
 
-    fn required(&self, column: &str) -> Result<String, ReportError> {
-        self.text(column)
-            .ok_or_else(|| self.error(column, "the column is empty or missing"))
+    fn text(&self, key: Key<'_>) -> Option<String> {
+        self.trimmed(key).map(str::to_string)
     }
 
-    /// An id where "-1" means none.
-    fn id(&self, column: &str) -> Option<String> {
-        self.text(column).filter(|value| value != "-1")
+    fn required_str(&self, key: Key<'_>) -> Result<&'a str, ReportError> {
+        self.trimmed(key)
+            .ok_or_else(|| self.error(key, "the column is empty or missing"))
     }
 
+    fn required(&self, key: Key<'_>) -> Result<String, ReportError> {
+        self.required_str(key).map(str::to_string)
+    }
+
+    /// An id where "-1" means none. Given as `&str`: the id types copy
+    /// it themselves, so a `String` here would be one more copy.
+    fn id(&self, key: Key<'_>) -> Option<&'a str> {
+        self.trimmed(key).filter(|value| *value != "-1")
+    }
+
+    /// The trimmed value read by `parse`, which is given a `&str` so that
+    /// a value only parsed is never copied.
     fn parse<T, E: std::fmt::Display>(
         &self,
-        column: &str,
+        key: Key<'_>,
         parse: impl Fn(&str) -> Result<T, E>,
     ) -> Result<T, ReportError> {
-        let value = self.required(column)?;
-        parse(&value).map_err(|error| self.error(column, error.to_string()))
+        let value = self.required_str(key)?;
+        parse(value).map_err(|error| self.error(key, error.to_string()))
     }
 
-    fn money(&self, column: &str) -> Result<Money, ReportError> {
-        self.parse(column, Money::parse)
+    fn money(&self, key: Key<'_>) -> Result<Money, ReportError> {
+        self.parse(key, Money::parse)
     }
 
-    fn date_time(&self, column: &str) -> Result<NaiveDateTime, ReportError> {
-        self.parse(column, parse_date_time)
+    fn date_time(&self, key: Key<'_>) -> Result<NaiveDateTime, ReportError> {
+        self.parse(key, parse_date_time)
     }
 
     /// A date column and a time column as one date-time; `None` when the
     /// date is null; midnight when only the time is null.
-    fn joined(&self, date: &str, time: &str) -> Result<Option<NaiveDateTime>, ReportError> {
-        let Some(date_text) = self.text(date) else {
+    fn joined(&self, date: Key<'_>, time: Key<'_>) -> Result<Option<NaiveDateTime>, ReportError> {
+        let Some(date_text) = self.trimmed(date) else {
             return Ok(None);
         };
-        let day = parse_date(&date_text).map_err(|reason| self.error(date, reason))?;
-        let clock = match self.text(time) {
-            Some(time_text) => parse_time(&time_text).map_err(|reason| self.error(time, reason))?,
+        let day = parse_date(date_text).map_err(|reason| self.error(date, reason))?;
+        let clock = match self.trimmed(time) {
+            Some(time_text) => parse_time(time_text).map_err(|reason| self.error(time, reason))?,
             None => NaiveTime::MIN,
         };
         Ok(Some(day.and_time(clock)))
     }
-}
-
-fn parse_date_time(text: &str) -> Result<NaiveDateTime, String> {
-    ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"]
-        .iter()
-        .find_map(|format| NaiveDateTime::parse_from_str(text, format).ok())
-        .ok_or_else(|| "not a date-time like 2024-05-01T10:00:00".to_string())
-}
-
-/// `2024-05-01`; a date-time's date part is accepted too.
-fn parse_date(text: &str) -> Result<NaiveDate, String> {
-    let day = text.split(['T', ' ']).next().unwrap_or(text);
-    NaiveDate::parse_from_str(day, "%Y-%m-%d").map_err(|_| "not a date like 2024-05-01".to_string())
-}
-
-fn parse_time(text: &str) -> Result<NaiveTime, String> {
-    ["%H:%M:%S%.f", "%H:%M"]
-        .iter()
-        .find_map(|format| NaiveTime::parse_from_str(text, format).ok())
-        .ok_or_else(|| "not a time like 14:30:00".to_string())
 }
 
 #[cfg(test)]

@@ -399,7 +399,7 @@ async fn streams_pages_of_rows_by_heading_with_nulls_absent() {
     );
     let renewal = &pages[1].rows[0];
     assert_eq!(renewal.number, 1);
-    let headings: Vec<&str> = renewal.values.keys().map(String::as_str).collect();
+    let headings: Vec<&str> = renewal.values().into_keys().collect();
     assert_eq!(
         headings,
         vec![

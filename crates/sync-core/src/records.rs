@@ -200,14 +200,21 @@ impl AlmaTxnType {
         }
     }
 
+    /// Case and surrounding space are forgiven. Compared in place rather
+    /// than lower-cased into a new string: the import reads a label for
+    /// each of about a million report rows.
     pub fn from_label(label: &str) -> Result<AlmaTxnType, UnknownTxnType> {
-        match label.trim().to_ascii_lowercase().as_str() {
-            "fine" => Ok(AlmaTxnType::Fine),
-            "payment" => Ok(AlmaTxnType::Payment),
-            "waive" => Ok(AlmaTxnType::Waive),
-            "credit" => Ok(AlmaTxnType::Credit),
-            _ => Err(UnknownTxnType(label.to_string())),
-        }
+        let wanted = label.trim();
+        [
+            ("fine", AlmaTxnType::Fine),
+            ("payment", AlmaTxnType::Payment),
+            ("waive", AlmaTxnType::Waive),
+            ("credit", AlmaTxnType::Credit),
+        ]
+        .into_iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(wanted))
+        .map(|(_, kind)| kind)
+        .ok_or_else(|| UnknownTxnType(label.to_string()))
     }
 }
 
