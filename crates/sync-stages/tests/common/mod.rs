@@ -14,13 +14,14 @@ use alma_sim::SimulatedAlma;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use fine_store::{FineStore, MongoConfig, MongoStore, SqliteStore, StoreDump};
 use sftp_transport::{IfMissing, LocalDir};
-use sync_core::records::FineId;
+use sync_core::records::{FineId, Job};
 use sync_core::rules::payments::DeskPaymentPolicy;
 use sync_stages::StageError;
 use sync_stages::export::{ExportConfig, run_export};
 use sync_stages::export_plan::BillingRules;
 use sync_stages::import::{ImportConfig, ReportPaths, SinceMode, run_import};
 use sync_stages::import_plan::ImportSettings;
+use sync_stages::payments::{PaymentsConfig, PaymentsOutcome, run_payments};
 use sync_stages::send::{SendTargets, run_send};
 
 pub const FINES: &str = "/shared/Example University/Reports/Bursar/All Fines";
@@ -511,8 +512,8 @@ impl Rig {
             .unwrap();
     }
 
-    pub fn payments_config(&self, now: DateTime<Utc>) -> sync_stages::payments::PaymentsConfig {
-        sync_stages::payments::PaymentsConfig::new(
+    pub fn payments_config(&self, now: DateTime<Utc>) -> PaymentsConfig {
+        PaymentsConfig::new(
             PAYMENTS_PREFIX,
             self.root.join("payments-archive"),
             now.date_naive(),
@@ -520,22 +521,21 @@ impl Rig {
     }
 
     /// Direction 2 on the newest file of the payments drop folder.
-    pub async fn pay(
+    pub async fn pay(&self, now: DateTime<Utc>) -> Result<(Job, PaymentsOutcome), StageError> {
+        self.pay_with(&self.payments_config(now), now).await
+    }
+
+    pub async fn pay_with(
         &self,
+        config: &PaymentsConfig,
         now: DateTime<Utc>,
-    ) -> Result<
-        (
-            sync_core::records::Job,
-            sync_stages::payments::PaymentsOutcome,
-        ),
-        StageError,
-    > {
+    ) -> Result<(Job, PaymentsOutcome), StageError> {
         let drop = self.folder("payments-drop");
-        sync_stages::payments::run_payments(
+        run_payments(
             self.store.as_ref(),
             self.analytics.client(),
             &drop,
-            &self.payments_config(now),
+            config,
             now,
         )
         .await
