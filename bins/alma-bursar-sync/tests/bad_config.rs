@@ -288,6 +288,24 @@ fn a_bad_date() {
     );
 }
 
+/// A bare word is a valid filter for a target of that name, so a
+/// misspelt level used to be taken, and the run went ahead with its log
+/// silenced.
+#[test]
+fn a_misspelt_log_level() {
+    refused(
+        &good_and("[logging]\nlevel = \"infoo\"\n"),
+        "logging.level: \"infoo\" is not a log level or filter; use error, warn, info, debug or trace",
+    );
+}
+
+#[test]
+fn a_log_filter_with_targets_is_good() {
+    let folder = Folder::new(&good_and("[logging]\nlevel = \"WARN,alma_api=debug\"\n"));
+    let output = folder.run(&["check-config"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+}
+
 #[test]
 fn a_log_filter_that_does_not_parse() {
     refused(
@@ -395,10 +413,43 @@ fn an_alma_url_without_a_scheme() {
 }
 
 #[test]
+fn an_alma_url_without_a_host() {
+    refused(
+        &good_but(
+            "\"https://api-na.hosted.exlibrisgroup.com\"",
+            "\"https://\"",
+        ),
+        "alma.base_url: \"https://\" is not a web address (empty host); use your region's API host, \
+         e.g. https://api-na.hosted.exlibrisgroup.com",
+    );
+}
+
+#[test]
+fn an_alma_url_with_a_space_in_its_host() {
+    refused(
+        &good_but(
+            "\"https://api-na.hosted.exlibrisgroup.com\"",
+            "\"https://api-na.hosted exlibrisgroup.com\"",
+        ),
+        "alma.base_url: \"https://api-na.hosted exlibrisgroup.com\" is not a web address (invalid \
+         international domain name); use your region's API host, e.g. https://api-na.hosted.exlibrisgroup.com",
+    );
+}
+
+#[test]
 fn a_webhook_url_without_a_scheme() {
     refused(
         &good_and("[notify]\nwebhook_url = \"hooks.example.edu/abc\"\n"),
         "notify.webhook_url: \"hooks.example.edu/abc\" does not start with https://",
+    );
+}
+
+#[test]
+fn a_webhook_url_that_is_not_a_web_address() {
+    refused(
+        &good_and("[notify]\nwebhook_url = \"https://hooks example.edu/abc\"\n"),
+        "notify.webhook_url: \"https://hooks example.edu/abc\" is not a web address (invalid \
+         international domain name); copy it whole from the chat service",
     );
 }
 
@@ -452,6 +503,32 @@ fn an_account_rule_without_a_condition() {
 }
 
 #[test]
+fn an_account_wider_than_its_field() {
+    refused(
+        &good_and(
+            "[account_rules]\ndefault_account = \"5310000000020\"\n\n[[account_rules.rules]]\n\
+             account = \"531000000005\"\nlocation_starts_with = \"law\"\n",
+        ),
+        "account_rules.default_account: \"5310000000020\" is 13 characters, wider than the account \
+         field of the Bursar's lines (bursar_layout.fields[1], width 12); correct the account or \
+         widen the field",
+    );
+}
+
+#[test]
+fn a_term_code_wider_than_its_field() {
+    refused(
+        &good_and(
+            "[term_rule]\nprefix = \"222\"\nseasons = [{ from_month = 1, to_month = 6, code = \"1\" }, \
+             { from_month = 7, to_month = 12, code = \"7\" }]\n",
+        ),
+        "term_rule: gives term codes of 6 characters (prefix \"222\", two digits of the year, the \
+         season's code), wider than the term_code field of the Bursar's lines \
+         (bursar_layout.fields[5], width 5); shorten the prefix or the codes, or widen the field",
+    );
+}
+
+#[test]
 fn a_due_day_some_months_do_not_have() {
     refused(
         &good_and("[due_date]\nday_of_month = 31\n"),
@@ -491,6 +568,26 @@ fn a_date_format_wider_than_its_field() {
 }
 
 // ------------------------------------------------------ payments columns
+
+#[test]
+fn an_empty_payment_column() {
+    refused(
+        &good_and("[payments.columns]\nreference = \"\"\n"),
+        "payments.columns.reference: is empty; give the column's header in the payments file, or \
+         leave the setting out for \"Reference Number\"",
+    );
+}
+
+/// Two settings naming one column would read the charge amount as the
+/// paid amount, and post it.
+#[test]
+fn two_payment_columns_naming_one_header() {
+    refused(
+        &good_and("[payments.columns]\npaid_amount = \"charge amount \"\n"),
+        "payments.columns.paid_amount: \"charge amount \" is also payments.columns.charge_amount; \
+         each setting must name its own column",
+    );
+}
 
 #[test]
 fn an_unknown_payment_column() {
