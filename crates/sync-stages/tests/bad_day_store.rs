@@ -416,10 +416,6 @@ async fn the_store_goes_away(
 
     run_from(&rig, stage).await;
     assert_eq!(day_end(&rig).await, clean);
-    // The store closes before the outage goes: a small disk is unmounted
-    // only once no file on it is open.
-    drop(rig);
-    drop(outage);
 }
 
 // ------------------------------------------------------------- MongoDB
@@ -548,8 +544,7 @@ const SQLITE_ADVICE: &str = "check that the disk holding the file has free space
      the file and its folder, and that no other program holds it locked (setting `store.path`), then run again";
 
 /// A clean day on the embedded store, and a rig whose store file sits on
-/// a small disk of its own (mounted in `disk_root`, which must outlive
-/// the rig: the disk is unmounted after the store file is closed).
+/// a small disk of its own, mounted in `disk_root`.
 async fn on_a_small_disk(disk_root: &Path) -> Option<(DayEnd, Rig, Arc<DiskFull>)> {
     let disk = SmallDisk::mount(disk_root.join("disk"), "8m")?;
     let clean = Rig::new(DeskPaymentPolicy::Report).await;
