@@ -547,6 +547,16 @@ fn a_month_without_a_term_season() {
     );
 }
 
+/// The configuration holds no amount of money; the nearest is how the
+/// Bursar's lines write one.
+#[test]
+fn an_unknown_amount_style() {
+    refused(
+        &good_and("[bursar_layout]\namount_style = \"dollars\"\n"),
+        "bursar_layout: unknown variant `dollars`, expected `decimal` or `cents` in `amount_style`",
+    );
+}
+
 #[test]
 fn a_layout_field_of_width_zero() {
     refused(
