@@ -610,7 +610,7 @@ async fn a_column_named_twice_holds_the_file_back() {
 }
 
 #[tokio::test]
-async fn an_empty_file_holds_nothing_back_but_fails() {
+async fn an_empty_file_fails_the_run() {
     a_bad_file(
         b"",
         "it is empty, not even a header line; expected the columns \"Emplid\", \"Date Paid\", \
