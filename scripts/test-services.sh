@@ -266,6 +266,8 @@ write_env() {
         printf 'export ABS_TEST_SFTP_KNOWN_HOSTS=%q\n' "$KNOWN_HOSTS"
         printf 'export ABS_TEST_SFTP_ROOT=%q\n' "$SFTP_ROOT"
         printf 'export ABS_TEST_SSHD_CONFIG=%q\n' "$SSHD_CONFIG"
+        # For tests that start (and kill) a MongoDB-compatible server of their own.
+        printf 'export ABS_TEST_SECANTUSD=%q\n' "$VENV/bin/secantusd-py"
         printf 'export ABS_TEST_S3_ENDPOINT=%q\n' "http://$HOST:$S3_PORT"
         echo "export AWS_ACCESS_KEY_ID=test-services"
         echo "export AWS_SECRET_ACCESS_KEY=test-services"

@@ -226,11 +226,17 @@ pub fn read_payments(
 
     let mut out = PaymentsFile::default();
     let mut record = csv::ByteRecord::new();
+    // Where the last record starts (its line and byte offset).
+    let mut last = None;
     while reader.read_byte_record(&mut record).map_err(read_error)? {
         let line = record
             .position()
             .map(|p| lines.line_at(p.byte()))
             .unwrap_or(0);
+        last = record
+            .position()
+            .and_then(|p| usize::try_from(p.byte()).ok())
+            .map(|offset| (line, offset));
         if record
             .iter()
             .all(|cell| cell.iter().all(u8::is_ascii_whitespace))
@@ -321,7 +327,60 @@ pub fn read_payments(
             }),
         }
     }
+    // The CSV reader takes a quote that is never closed as a value running
+    // to the end of the file: the rows after it would vanish into one
+    // field, unreported. The last record is then refused whole.
+    if let Some((line, offset)) = last
+        && ends_in_open_quote(bytes.get(offset..).unwrap_or_default())
+    {
+        out.rows.retain(|row| row.line != line);
+        out.bad_rows.retain(|bad| bad.line != line);
+        let end = lines.line_at(u64::try_from(bytes.len()).unwrap_or(u64::MAX));
+        let through = bytes
+            .iter()
+            .rposition(|b| !b.is_ascii_whitespace())
+            .map_or(end, |at| {
+                end.saturating_sub(bytes[at..].iter().filter(|&&b| b == b'\n').count() as u64)
+            });
+        out.bad_rows.push(BadRow {
+            line,
+            message: if through > line {
+                format!(
+                    "a quote (\") opened in this row is never closed, so lines {line} to {through} \
+                     (the end of the file) were read as one row: the rows after it are not read"
+                )
+            } else {
+                "a quote (\") opened in this row is never closed".to_string()
+            },
+        });
+    }
     Ok(out)
+}
+
+/// Whether `record` (the bytes of a CSV record through the end of the
+/// file) ends inside a quoted field, as the CSV reader reads it: a quote
+/// opens a field only at its start, `""` inside is a quote, and a quote
+/// elsewhere is a plain character.
+fn ends_in_open_quote(record: &[u8]) -> bool {
+    let mut quoted = false;
+    let mut at_field_start = true;
+    let mut bytes = record.iter().peekable();
+    while let Some(&byte) = bytes.next() {
+        if quoted {
+            if byte == b'"' {
+                if bytes.peek() == Some(&&b'"') {
+                    bytes.next();
+                } else {
+                    quoted = false;
+                }
+            }
+            at_field_start = false;
+        } else {
+            quoted = byte == b'"' && at_field_start;
+            at_field_start = matches!(byte, b',' | b'\n' | b'\r');
+        }
+    }
+    quoted
 }
 
 /// Line numbers (1-based) of byte offsets, for offsets that only grow.

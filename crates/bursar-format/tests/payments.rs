@@ -412,3 +412,47 @@ fn line_numbers_are_the_lines_an_editor_shows() {
         [7]
     );
 }
+
+#[test]
+fn a_quote_never_closed_is_a_bad_row_naming_the_lines_it_swallowed() {
+    let header = "Emplid,Date Paid,Reference Number,Charge Amount,Paid Amount,Item Type,Charge Description\n";
+    let good = "1,2024-05-01,2,3.00,3.00,X,\"quoted, closed\"\n";
+    let open = "3,2024-05-01,4,3.00,3.00,X,\"never closed\n";
+    let swallowed = "5,2024-05-01,6,3.00,3.00,X,y\n7,2024-05-01,8,3.00,3.00,X,z\n\n";
+    let csv = format!("{header}{good}{open}{swallowed}");
+    let file = read_payments(csv.as_bytes(), "f.csv", &PaymentColumns::default()).unwrap();
+    assert_eq!(
+        file.rows.iter().map(|row| row.line).collect::<Vec<_>>(),
+        [2]
+    );
+    assert_eq!(
+        file.bad_rows,
+        [BadRow {
+            line: 3,
+            message:
+                "a quote (\") opened in this row is never closed, so lines 3 to 5 (the end of \
+                      the file) were read as one row: the rows after it are not read"
+                    .to_string()
+        }]
+    );
+    // On the last line it swallows nothing, and is still refused.
+    let csv = format!("{header}{good}{open}");
+    let file = read_payments(csv.as_bytes(), "f.csv", &PaymentColumns::default()).unwrap();
+    assert_eq!(file.rows.len(), 1);
+    assert_eq!(
+        file.bad_rows,
+        [BadRow {
+            line: 3,
+            message: "a quote (\") opened in this row is never closed".to_string()
+        }]
+    );
+    // A quote inside an unquoted value, and an escaped quote at the end,
+    // open nothing.
+    let csv = format!(
+        "{header}1,2024-05-01,2,3.00,3.00,X,12\" ruler\n3,2024-05-01,4,3.00,3.00,X,\"a \"\"b\"\"\""
+    );
+    let file = read_payments(csv.as_bytes(), "f.csv", &PaymentColumns::default()).unwrap();
+    assert_eq!(file.bad_rows, []);
+    assert_eq!(file.rows[0].description, "12\" ruler");
+    assert_eq!(file.rows[1].description, "a \"b\"");
+}

@@ -171,9 +171,11 @@ pub struct StoreDump {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The store cannot be reached or refused the operation.
+    /// The store cannot be reached or refused the operation. The message
+    /// ends with what to check for this kind of store.
     #[error(
-        "store {store} unavailable during {operation}: {message}; check that the database is running and the setting `store` points at it"
+        "store {store} unavailable during {operation}: {message}; {}",
+        unavailable_advice(.store)
     )]
     Unavailable {
         store: String,
@@ -202,6 +204,19 @@ pub enum StoreError {
     /// e.g. committing an export whose sequence number is taken.
     #[error("store {store}: {message}")]
     Conflict { store: String, message: String },
+}
+
+/// What to check when a store is unavailable, by the kind of store its
+/// description names: an embedded file fails for want of disk space,
+/// permissions or a lock, a server for not running or not being reachable.
+fn unavailable_advice(store: &str) -> &'static str {
+    if store.starts_with("sqlite:") {
+        "check that the disk holding the file has free space, that this account can write the file \
+         and its folder, and that no other program holds it locked (setting `store.path`), then run again"
+    } else {
+        "check that the database server is running and reachable and that the settings `store.uri` \
+         and `store.database` point at it, then run again"
+    }
 }
 
 /// What a new export commits (SPEC 5.2): the export record, the account

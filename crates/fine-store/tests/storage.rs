@@ -171,8 +171,48 @@ async fn mongodb_unreachable_is_unavailable_without_the_password() {
             let text = error.to_string();
             assert!(text.contains("mongodb:nowhere"), "{text}");
             assert!(!text.contains("s3cret-pw"), "{text}");
+            assert!(
+                text.ends_with(
+                    "; check that the database server is running and reachable and that the \
+                     settings `store.uri` and `store.database` point at it, then run again"
+                ),
+                "{text}"
+            );
         }
         Err(other) => panic!("expected Unavailable, got {other:?}"),
         Ok(_) => panic!("connected to nothing"),
+    }
+}
+
+/// A file the store cannot write says what to check for a file, not for
+/// a server.
+#[tokio::test]
+async fn sqlite_unavailable_says_what_to_check_for_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_a_folder = dir.path().join("state");
+    std::fs::write(&not_a_folder, "").unwrap();
+    let path = not_a_folder.join("state.db");
+    match SqliteStore::open(&path) {
+        Err(error @ StoreError::Unavailable { .. }) => {
+            let text = error.to_string();
+            assert!(
+                text.starts_with(&format!(
+                    "store sqlite:{} unavailable during open: cannot create the folder {}: ",
+                    path.display(),
+                    not_a_folder.display()
+                )),
+                "{text}"
+            );
+            assert!(
+                text.ends_with(
+                    "; check that the disk holding the file has free space, that this account can \
+                     write the file and its folder, and that no other program holds it locked \
+                     (setting `store.path`), then run again"
+                ),
+                "{text}"
+            );
+        }
+        Err(other) => panic!("expected Unavailable, got {other:?}"),
+        Ok(_) => panic!("opened a store under a file"),
     }
 }

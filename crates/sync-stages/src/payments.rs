@@ -8,8 +8,8 @@
 //!    same name, into the import archive folder. Everything after reads
 //!    that archived copy, so what was worked is what was kept.
 //! 3. Read it ([`bursar_format::read_payments`]). A malformed row is
-//!    reported with its line number (the header is line 1) and the other
-//!    rows go through. A row whose Paid Amount is negative (a refund or a
+//!    reported with its line number (the header is line 1) and what to do
+//!    ([`UNREADABLE_ROW`]), and the other rows go through. A row whose Paid Amount is negative (a refund or a
 //!    reversal at the Bursar) is reported the same way: nothing in SPEC 7
 //!    says how to post one, so a person handles it.
 //! 4. Key every row ([`bursar_format::keyed_rows`], SPEC 7.3) and read the
@@ -102,6 +102,12 @@ use sync_core::records::{Fine, FineId, Job, JobKind, PatronId, PaymentOutcome, P
 
 use crate::error::StageError;
 use crate::jobs::{JobOutcome, run_as_job};
+
+/// What to do about a row that cannot be read, after its problems. The
+/// file is cumulative, so the corrected row arrives in a later file; a
+/// payment also made by hand in Alma would then be posted a second time.
+pub const UNREADABLE_ROW: &str = "not posted: ask the Bursar to correct the row; it is read again on every run \
+     and posted once it reads (do not also post it in Alma by hand, or it is paid twice)";
 
 /// How many keys are read from, or ledgers asked of, the store at once.
 const STORE_BATCH: usize = 500;
@@ -432,7 +438,8 @@ impl JobOutcome for PaymentsOutcome {
         }
         for row in &self.not_found {
             problems.push(format!(
-                "line {}: reference {} (Emplid {}): no Bursar account line or fine with this reference",
+                "line {}: reference {} (Emplid {}): no Bursar account line or fine with this reference; \
+                 not posted, and tried again on every run: check the reference with the Bursar",
                 row.line, row.reference, row.emplid
             ));
         }
@@ -564,7 +571,14 @@ async fn work(
     let mut outcome = PaymentsOutcome {
         file,
         archived,
-        malformed: parsed.bad_rows,
+        malformed: parsed
+            .bad_rows
+            .into_iter()
+            .map(|bad| BadRow {
+                message: format!("{}; {UNREADABLE_ROW}", bad.message),
+                ..bad
+            })
+            .collect(),
         ..PaymentsOutcome::default()
     };
     for bad in &outcome.malformed {

@@ -216,32 +216,16 @@ async fn a_changed_host_key_is_refused_and_the_export_waits() {
 
 #[tokio::test]
 async fn a_full_exports_disk_fails_the_export_and_the_rerun_completes_it() {
-    if !is_root() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI must run as root to mount a tmpfs"
-        );
-        eprintln!("SKIPPED: the full-disk test mounts a tmpfs and needs root");
-        return;
-    }
     let clean = Rig::new(DeskPaymentPolicy::Report).await;
     clean.day("day1", at(DAY1)).await;
 
     let mut rig = Rig::new(DeskPaymentPolicy::Report).await;
-    let small = rig.root.join("small-disk");
-    std::fs::create_dir_all(&small).unwrap();
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=16k", "tmpfs"])
-        .arg(&small)
-        .status()
-        .unwrap();
-    assert!(mounted.success(), "mount tmpfs");
-    let _unmount = Unmount(small.clone());
-    rig.export.exports_dir = small.join("exports");
+    let Some(disk) = SmallDisk::mount(rig.root.join("small-disk"), "16k") else {
+        return;
+    };
+    rig.export.exports_dir = disk.dir.join("exports");
     std::fs::create_dir_all(&rig.export.exports_dir).unwrap();
-    // Fill the disk.
-    let filler = small.join("filler");
-    let _ = std::fs::write(&filler, vec![0u8; 64 * 1024]);
+    disk.fill();
 
     rig.serve("day1");
     rig.import(at(DAY1)).await.unwrap();
@@ -257,26 +241,10 @@ async fn a_full_exports_disk_fails_the_export_and_the_rerun_completes_it() {
             || std::fs::read_dir(&rig.export.exports_dir).unwrap().count() == 0
     );
 
-    std::fs::remove_file(&filler).unwrap();
+    disk.free();
     rig.day("day1", at(DAY1)).await;
     assert_eq!(rig.files("bursar"), clean.files("bursar"));
     assert_eq!(rig.records().await, clean.records().await);
-}
-
-fn is_root() -> bool {
-    std::process::Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
-        .unwrap_or(false)
-}
-
-struct Unmount(std::path::PathBuf);
-
-impl Drop for Unmount {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.0).status();
-    }
 }
 
 /// Analytics answering an empty report on a day the store holds fines (a

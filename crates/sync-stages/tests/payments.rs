@@ -23,7 +23,9 @@ use sync_core::records::{
     PaymentOutcome, PaymentRecord,
 };
 use sync_stages::StageError;
-use sync_stages::payments::{PaymentsConfig, PaymentsOutcome, payment_comment, run_payments};
+use sync_stages::payments::{
+    PaymentsConfig, PaymentsOutcome, UNREADABLE_ROW, payment_comment, run_payments,
+};
 use tempfile::TempDir;
 use wiremock::matchers::{method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -590,7 +592,7 @@ async fn a_file_with_every_outcome_posts_exactly_the_payments_it_should() {
              Failures (2): 2200000007 (line 9): {RESTRICTED}, 2200000010 (line 14): {NOT_IN_ALMA}\n\
              Not-found references (2): 9999999999 (line 10, Emplid 1000000001), 2200000011 (line 15, Emplid 1000000001)\n\
              Patron mismatches (1): 2200000008 (line 11): Emplid 1000000001 in the file, the fine is patron 1000000002's\n\
-             Malformed lines (2): line 5: Date Paid \"2024-13-01\" is not a date like 2024-05-01, 05/01/2024 or 5/1/2024 (a time may follow), \
+             Malformed lines (2): line 5: Date Paid \"2024-13-01\" is not a date like 2024-05-01, 05/01/2024 or 5/1/2024 (a time may follow); {UNREADABLE_ROW}, \
              line 16: Paid Amount -25.00 is negative (a refund or reversal at the Bursar); it is not posted to Alma, handle it by hand\n",
             archived.display()
         )

@@ -18,7 +18,7 @@ use std::time::Duration;
 use alma_analytics::{BalanceColumns, FineColumns, ReportColumns, TransactionColumns};
 use alma_api::{AlmaConfig, ApiKey, RetryPolicy};
 use backup::{BackupConfig, S3Config};
-use bursar_format::{Layout, LayoutConfig, PaymentColumns};
+use bursar_format::{FieldKind, Layout, LayoutConfig, PaymentColumns};
 use chrono::NaiveDate;
 use fine_store::MongoConfig;
 use sftp_transport::{SftpAuth, SftpConfig};
@@ -273,6 +273,14 @@ fn read_settings(
     let import = read_import(root);
     let billing = read_billing(root);
     let layout = read_layout(root);
+    if let (Some(import), Some(billing), Some(layout)) = (&import, &billing, &layout) {
+        check_widths(
+            root.problems(),
+            layout,
+            &import.settings.account_rules,
+            &billing.term,
+        );
+    }
     let store = read_store(&root.section("store"), &secrets, needs);
 
     let folders = root.section("folders");
@@ -312,6 +320,9 @@ fn read_settings(
     } else {
         Some(PaymentColumns::default())
     };
+    if let Some(columns) = &payment_columns {
+        check_payment_columns(root.problems(), columns);
+    }
     let concurrency = payments_section
         .has("concurrency")
         .then(|| payments_section.u64_in("concurrency", 1, 200, 1))
@@ -351,6 +362,106 @@ fn read_settings(
     })
 }
 
+/// Why `url` (which starts with http:// or https://) is no address a
+/// request can go to: it does not parse, or names no host.
+fn web_address(url: &str) -> Result<(), String> {
+    match reqwest::Url::parse(url.trim()) {
+        Ok(parsed) if parsed.host_str().is_some_and(|host| !host.is_empty()) => Ok(()),
+        Ok(_) => Err("no host".to_string()),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+/// The payments file's columns as the reader matches them (trimmed,
+/// case-insensitive): none blank, and no two settings naming one column,
+/// which would read one column's value as another's (a charge amount
+/// posted as the paid amount, say).
+fn check_payment_columns(problems: &Problems, columns: &PaymentColumns) {
+    let defaults = PaymentColumns::default();
+    let named = [
+        ("emplid", &columns.emplid, &defaults.emplid),
+        ("date_paid", &columns.date_paid, &defaults.date_paid),
+        ("reference", &columns.reference, &defaults.reference),
+        (
+            "charge_amount",
+            &columns.charge_amount,
+            &defaults.charge_amount,
+        ),
+        ("paid_amount", &columns.paid_amount, &defaults.paid_amount),
+        ("item_type", &columns.item_type, &defaults.item_type),
+        ("description", &columns.description, &defaults.description),
+    ];
+    let normal = |name: &str| name.trim_start_matches('\u{feff}').trim().to_lowercase();
+    for (index, (key, header, default)) in named.iter().enumerate() {
+        let setting = format!("payments.columns.{key}");
+        if header.trim().is_empty() {
+            problems.add(
+                setting,
+                format!(
+                    "is empty; give the column's header in the payments file, or leave the setting out for {default:?}"
+                ),
+            );
+        } else if let Some((first, _, _)) = named[..index]
+            .iter()
+            .find(|(_, other, _)| normal(other) == normal(header))
+        {
+            problems.add(
+                setting,
+                format!(
+                    "{header:?} is also payments.columns.{first}; each setting must name its own column"
+                ),
+            );
+        }
+    }
+}
+
+/// Values the configuration itself puts in the Bursar's lines must fit
+/// their fields, or every export would fail after it was committed: the
+/// charge accounts, and the longest term code the term rule gives.
+fn check_widths(problems: &Problems, layout: &Layout, rules: &AccountRules, term: &TermRule) {
+    let field = |kind| layout.fields().iter().find(|f| f.kind == kind);
+    if let Some(field) = field(FieldKind::Account) {
+        let accounts = rules
+            .rules
+            .iter()
+            .enumerate()
+            .map(|(i, rule)| (format!("account_rules.rules[{i}].account"), &rule.account))
+            .chain([(
+                "account_rules.default_account".to_string(),
+                &rules.default_account,
+            )]);
+        for (setting, account) in accounts {
+            if account.len() > field.width {
+                problems.add(
+                    setting,
+                    format!(
+                        "{account:?} is {} characters, wider than the account field of the Bursar's lines \
+                         (bursar_layout.fields[{}], width {}); correct the account or widen the field",
+                        account.len(),
+                        field.index,
+                        field.width
+                    ),
+                );
+            }
+        }
+    }
+    if let Some(field) = field(FieldKind::TermCode) {
+        let season = term.seasons.iter().map(|s| s.code.len()).max().unwrap_or(0);
+        let longest = term.prefix.len() + 2 + season;
+        if longest > field.width {
+            problems.add(
+                "term_rule",
+                format!(
+                    "gives term codes of {longest} characters (prefix {:?}, two digits of the year, the \
+                     season's code), wider than the term_code field of the Bursar's lines \
+                     (bursar_layout.fields[{}], width {}); shorten the prefix or the codes, or widen the field",
+                    term.prefix, field.index, field.width
+                ),
+            );
+        }
+    }
+}
+
 fn read_rehearsal(section: &Section<'_>) -> Option<Rehearsal> {
     let enabled = section.bool_or("enabled", false);
     let scenario = section.string_or("scenario", "day1");
@@ -379,12 +490,19 @@ fn read_alma(
     };
     if let Some(url) = &base_url
         && !url.is_empty()
-        && !(url.starts_with("https://") || url.starts_with("http://"))
     {
-        section.problem(
-            "base_url",
-            format!("{url:?} does not start with https://; use your region's API host, e.g. https://api-na.hosted.exlibrisgroup.com"),
-        );
+        let example = "use your region's API host, e.g. https://api-na.hosted.exlibrisgroup.com";
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            section.problem(
+                "base_url",
+                format!("{url:?} does not start with https://; {example}"),
+            );
+        } else if let Err(error) = web_address(url) {
+            section.problem(
+                "base_url",
+                format!("{url:?} is not a web address ({error}); {example}"),
+            );
+        }
     }
     let requests_per_second = section.u32_in("requests_per_second", 1, 25, 10);
     let remaining_floor = section
@@ -818,13 +936,20 @@ fn read_notify(section: &Section<'_>, secrets: &Secrets) -> Option<NotifyConfig>
         .string("webhook_url")
         .filter(|u| !u.is_empty())
         .or_else(|| secrets.get(secrets::WEBHOOK_URL));
-    if let Some(url) = &webhook_url
-        && !(url.starts_with("https://") || url.starts_with("http://"))
-    {
-        section.problem(
-            "webhook_url",
-            format!("{url:?} does not start with https://"),
-        );
+    if let Some(url) = &webhook_url {
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            section.problem(
+                "webhook_url",
+                format!("{url:?} does not start with https://"),
+            );
+        } else if let Err(error) = web_address(url) {
+            section.problem(
+                "webhook_url",
+                format!(
+                    "{url:?} is not a web address ({error}); copy it whole from the chat service"
+                ),
+            );
+        }
     }
     let timeout = Duration::from_secs(section.u64_in("timeout_seconds", 1, 300, 10));
     section.finish();
@@ -837,7 +962,15 @@ fn read_notify(section: &Section<'_>, secrets: &Secrets) -> Option<NotifyConfig>
 fn read_logging(section: &Section<'_>) -> LoggingConfig {
     let dir = section.path_or("dir", "logs");
     let level = section.string_or("level", "info");
-    if tracing_subscriber::EnvFilter::try_new(&level).is_err() {
+    // A bare word is a valid filter (every event of that target), so a
+    // misspelt level would be taken and silence the log: outside
+    // `target=level` directives, only level names are accepted.
+    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+    let bare_word_not_a_level = level.split(',').any(|directive| {
+        let directive = directive.trim();
+        !directive.contains(['=', '[']) && !LEVELS.iter().any(|l| l.eq_ignore_ascii_case(directive))
+    });
+    if bare_word_not_a_level || tracing_subscriber::EnvFilter::try_new(&level).is_err() {
         section.problem(
             "level",
             format!(

@@ -16,6 +16,10 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use toml::{Table, Value};
 
+/// A required setting left out, and one given blank: both say what to do.
+pub const MISSING: &str = "missing; it has no default, so add it";
+pub const EMPTY: &str = "is empty; it has no default, so give it a value";
+
 /// One bad or missing setting.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfigProblem {
@@ -163,12 +167,12 @@ impl<'a> Section<'a> {
     pub fn required_string(&self, key: &str) -> Option<String> {
         if !self.has(key) {
             self.raw(key);
-            self.problem(key, "missing");
+            self.problem(key, MISSING);
             return None;
         }
         let value = self.string(key)?;
         if value.trim().is_empty() {
-            self.problem(key, "is empty");
+            self.problem(key, EMPTY);
             return None;
         }
         Some(value)

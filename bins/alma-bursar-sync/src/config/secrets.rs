@@ -136,7 +136,11 @@ fn check_permissions(path: &Path) -> Result<(), String> {
             meta.permissions().mode() & 0o777
         )),
         Ok(_) => Ok(()),
-        Err(error) => Err(format!("cannot read {}: {error}", path.display())),
+        Err(error) => Err(format!(
+            "cannot read {}: {error}; create it (readable by this account only: chmod 600) or \
+             correct the setting",
+            path.display()
+        )),
     }
 }
 

@@ -14,13 +14,14 @@ use alma_sim::SimulatedAlma;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use fine_store::{FineStore, MongoConfig, MongoStore, SqliteStore, StoreDump};
 use sftp_transport::{IfMissing, LocalDir};
-use sync_core::records::FineId;
+use sync_core::records::{FineId, Job};
 use sync_core::rules::payments::DeskPaymentPolicy;
 use sync_stages::StageError;
 use sync_stages::export::{ExportConfig, run_export};
 use sync_stages::export_plan::BillingRules;
 use sync_stages::import::{ImportConfig, ReportPaths, SinceMode, run_import};
 use sync_stages::import_plan::ImportSettings;
+use sync_stages::payments::{PaymentsConfig, PaymentsOutcome, run_payments};
 use sync_stages::send::{SendTargets, run_send};
 
 pub const FINES: &str = "/shared/Example University/Reports/Bursar/All Fines";
@@ -404,4 +405,154 @@ pub fn mongodb_uri() -> Option<String> {
         "SKIPPED: MongoDB tests: set MONGODB_URI (scripts/test-services.sh start && source .test-services/env)"
     );
     None
+}
+
+/// A small tmpfs mounted at `dir`, unmounted when dropped: a disk a test
+/// can fill. Mounting needs root: without it the test is skipped loudly
+/// (None), and fails under CI=true.
+pub struct SmallDisk {
+    pub dir: PathBuf,
+}
+
+impl SmallDisk {
+    /// `size` as tmpfs takes it, e.g. `16k`.
+    pub fn mount(dir: PathBuf, size: &str) -> Option<SmallDisk> {
+        if !is_root() {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI must run as root to mount a tmpfs"
+            );
+            eprintln!("SKIPPED: a full-disk test mounts a tmpfs and needs root");
+            return None;
+        }
+        std::fs::create_dir_all(&dir).unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&dir)
+            .status()
+            .unwrap();
+        assert!(mounted.success(), "mount tmpfs on {}", dir.display());
+        Some(SmallDisk { dir })
+    }
+
+    fn filler(&self) -> PathBuf {
+        self.dir.join("filler")
+    }
+
+    /// Takes every free page of the disk.
+    pub fn fill(&self) {
+        use std::io::Write;
+        let mut file = std::fs::File::create(self.filler()).unwrap();
+        while file.write_all(&[0u8; 4096]).is_ok() {}
+    }
+
+    /// Gives the pages back.
+    pub fn free(&self) {
+        std::fs::remove_file(self.filler()).unwrap();
+    }
+}
+
+impl Drop for SmallDisk {
+    /// Lazily: a file still open on the disk (a store not yet closed when
+    /// a test panics) must not leave it mounted.
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("--lazy")
+            .arg(&self.dir)
+            .status();
+    }
+}
+
+fn is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+// ------------------------------------------------------------ Direction 2
+
+pub const PAYMENTS_PREFIX: &str = "ASUSASF_LIBRARY_REPORT_DTRANGE";
+/// When Direction 2 runs in these tests: after day 1 was billed.
+pub const PAY_DAY: &str = "2024-12-13T07:00:00";
+pub const PAYMENTS_HEADER: &str =
+    "Emplid,Date Paid,Reference Number,Charge Amount,Paid Amount,Item Type,Charge Description\n";
+
+impl Rig {
+    /// Gives the simulated Alma a fee for every open fine the store holds
+    /// with a Bursar account line, at its remaining amount: Alma as it
+    /// stands after day 1.
+    pub async fn open_fees(&self) {
+        let dump = self.store.dump().await.unwrap();
+        for fine in dump.fines {
+            let billed = dump
+                .account_lines
+                .iter()
+                .any(|line| line.reference == fine.id);
+            if billed && !fine.closed && fine.remaining_amount.is_positive() {
+                self.sim.put_fee(alma_sim::SimFee::active(
+                    fine.id.as_str(),
+                    fine.patron_id.as_str(),
+                    "OVERDUEFINE",
+                    fine.remaining_amount,
+                ));
+            }
+        }
+    }
+
+    /// Puts a payments file into the payments drop folder. `order` sets
+    /// its modification time: the file with the highest is the newest.
+    pub fn drop_payments(&self, name: &str, content: &[u8], order: u64) {
+        let dir = self.root.join("payments-drop");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, content).unwrap();
+        let time = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_733_000_000 + order);
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(time)
+            .unwrap();
+    }
+
+    pub fn payments_config(&self, now: DateTime<Utc>) -> PaymentsConfig {
+        PaymentsConfig::new(
+            PAYMENTS_PREFIX,
+            self.root.join("payments-archive"),
+            now.date_naive(),
+        )
+    }
+
+    /// Direction 2 on the newest file of the payments drop folder.
+    pub async fn pay(&self, now: DateTime<Utc>) -> Result<(Job, PaymentsOutcome), StageError> {
+        self.pay_with(&self.payments_config(now), now).await
+    }
+
+    pub async fn pay_with(
+        &self,
+        config: &PaymentsConfig,
+        now: DateTime<Utc>,
+    ) -> Result<(Job, PaymentsOutcome), StageError> {
+        let drop = self.folder("payments-drop");
+        run_payments(
+            self.store.as_ref(),
+            self.analytics.client(),
+            &drop,
+            config,
+            now,
+        )
+        .await
+    }
+
+    /// Every payment the simulated Alma received, in a fixed order (rows
+    /// are posted concurrently).
+    pub fn alma_payments(&self) -> Vec<alma_sim::SimPayment> {
+        let mut payments = self.sim.payments();
+        payments.sort_by(|a, b| {
+            (&a.fee_id, &a.external_transaction_id).cmp(&(&b.fee_id, &b.external_transaction_id))
+        });
+        payments
+    }
 }
