@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Once, OnceLock};
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use fine_store::{MongoConfig, MongoStore};
@@ -169,35 +170,55 @@ pub fn ids(ids: &[&str]) -> Vec<FineId> {
 
 // ---- MongoDB ----
 
+mod container;
+pub mod docker;
+
 /// The MongoDB server to test against, or `None` (after saying so loudly)
 /// when there is none. Under `CI=true` a missing server fails the test.
+///
+/// `MONGODB_URI` when set; otherwise, once per test binary, a MongoDB
+/// container (`container.rs`) when a Docker engine answers a quick ping
+/// (`docker.rs`). A container that does not come up is a missing server
+/// too, said with its reason.
 pub fn mongo_uri() -> Option<String> {
     if let Ok(uri) = std::env::var("MONGODB_URI")
         && !uri.trim().is_empty()
     {
         return Some(uri);
     }
-    let message = "MongoDB tests: set MONGODB_URI (scripts/test-services.sh start && source .test-services/env)";
+    static FOUND: OnceLock<Result<String, String>> = OnceLock::new();
+    let found = FOUND.get_or_init(|| {
+        let engine = docker::probe().map_err(|why| {
+            format!("MONGODB_URI is unset and no Docker engine answered ({why})")
+        })?;
+        let uri = container::start().map_err(|why| {
+            format!("MONGODB_URI is unset; the Docker engine at {engine} answered, but: {why}")
+        })?;
+        say(&format!(
+            "note: MONGODB_URI is unset: testing against a MongoDB container at {uri} (Docker engine at {engine})"
+        ));
+        Ok(uri)
+    });
+    let why = match found {
+        Ok(uri) => return Some(uri.clone()),
+        Err(why) => why,
+    };
+    let message = format!(
+        "MongoDB tests: {why}. Set MONGODB_URI (scripts/test-services.sh start && source .test-services/env) or start a Docker engine"
+    );
     if std::env::var("CI").is_ok_and(|ci| ci == "true") {
         panic!("CI=true and no MongoDB: {message}");
     }
-    // Written past libtest's output capture, once per test binary, so that
-    // a skip is seen even when the tests pass.
-    static SAID: std::sync::Once = std::sync::Once::new();
-    SAID.call_once(|| {
-        use std::io::Write;
-        let mut stderr = std::io::stderr();
-        // testcontainers could start a MongoDB where a Docker engine
-        // answers, but no image registry is reachable here: say so.
-        if std::os::unix::net::UnixStream::connect("/var/run/docker.sock").is_ok() {
-            let _ = writeln!(
-                stderr,
-                "note: a Docker engine answers at /var/run/docker.sock, but these tests start no MongoDB container (no image registry); set MONGODB_URI"
-            );
-        }
-        let _ = writeln!(stderr, "SKIPPED: {message}");
-    });
+    static SAID: Once = Once::new();
+    SAID.call_once(|| say(&format!("SKIPPED: {message}")));
     None
+}
+
+/// Written past libtest's output capture, so that it is seen even when
+/// the tests pass.
+fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 static DATABASES: AtomicUsize = AtomicUsize::new(0);
