@@ -25,4 +25,9 @@ fn killed_runs_rerun_to_the_uninterrupted_end() {
         stdout.contains("8 runs") && stdout.contains("0 differ from the clean run"),
         "{stdout}"
     );
+    // A killed write's temporary file is swept by the next export or send.
+    assert!(
+        stdout.contains("ignored by the comparison): 0 []"),
+        "{stdout}"
+    );
 }

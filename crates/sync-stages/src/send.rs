@@ -16,7 +16,7 @@ use sftp_transport::{IfMissing, LocalDir, RemoteDir, UploadOutcome};
 use sync_core::records::{Job, JobKind};
 
 use crate::error::StageError;
-use crate::export::{ExportConfig, render_export, write_file_once};
+use crate::export::{ExportConfig, render_export, sweep_partial_files, write_file_once};
 use crate::jobs::{JobOutcome, run_as_job};
 
 /// Where sent files go.
@@ -91,6 +91,9 @@ pub async fn run_send(
     now: DateTime<Utc>,
 ) -> Result<(Job, SendOutcome), StageError> {
     run_as_job(store, JobKind::BursSend, now, |_job| async move {
+        // The send writes the exports' files too (below), so it sweeps
+        // what a killed write left, as the export does.
+        sweep_partial_files(&config.exports_dir)?;
         let mut outcome = plan_send(store).await?;
         outcome.dry_run = false;
         let local_archive = match &targets.local_archive {
