@@ -62,7 +62,11 @@ async fn import_steps(
     let config = import_config(1);
     let columns = &config.columns;
     let transactions = analytics
-        .all_transactions(&config.paths.transactions, None, &columns.transactions)
+        .all_transactions_into::<ReportedTransaction>(
+            &config.paths.transactions,
+            None,
+            &columns.transactions,
+        )
         .await
         .map_err(sync_stages::StageError::from)?;
     steps.step(&format!("{label}: fetch + parse All Transactions"));
@@ -78,11 +82,7 @@ async fn import_steps(
     steps.step(&format!("{label}: fetch + parse All User Balances"));
     let reports = Reports {
         fines: fines.rows.into_iter().map(Fine::from).collect(),
-        transactions: transactions
-            .rows
-            .into_iter()
-            .map(ReportedTransaction::from)
-            .collect(),
+        transactions: transactions.rows,
         balances: balances
             .rows
             .into_iter()

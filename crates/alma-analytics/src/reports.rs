@@ -311,6 +311,19 @@ impl Analytics {
         since: Option<NaiveDateTime>,
         columns: &TransactionColumns,
     ) -> Result<Report<TransactionRow>, ReportError> {
+        self.all_transactions_into(path, since, columns).await
+    }
+
+    /// [`Self::all_transactions`], each row converted as it is read: a
+    /// caller that keeps less than a whole row (the import keeps a
+    /// `ReportedTransaction`, two-thirds the size) holds a million of the
+    /// smaller ones, never a million rows.
+    pub async fn all_transactions_into<T: From<TransactionRow>>(
+        &self,
+        path: &str,
+        since: Option<NaiveDateTime>,
+        columns: &TransactionColumns,
+    ) -> Result<Report<T>, ReportError> {
         let request = ReportRequest::new(path)
             .name(TRANSACTIONS_REPORT)
             .filter(since.map(|since| Filter::on_or_after(&columns.since_filter_column, since)))
@@ -318,7 +331,7 @@ impl Analytics {
         self.read_typed(
             &request,
             |page| TransactionKeys::on(page, columns),
-            transaction_row,
+            |cells, keys| transaction_row(cells, keys).map(|row| row.map(T::from)),
         )
         .await
     }

@@ -145,6 +145,9 @@ pub enum Fault {
     },
     /// A page cut off in the middle of its XML.
     Truncated,
+    /// HTTP 200 with a whole page whose XML is not well-formed: a row's
+    /// end tag closes an element that is not open.
+    Malformed,
     /// HTTP 200 with `IsFinished` false and no rows: "still preparing".
     StillPreparing,
     /// HTTP 200 with a body that has no `<report>` (Analytics is down).
@@ -201,6 +204,12 @@ fn fault_response(fault: Fault) -> ResponseTemplate {
             table.push(&["1000001", "1.00"]);
             let page = table.render_page(0, 10, "SIMULATED-CUT");
             xml_response(200, page[..page.len() / 2].to_string())
+        }
+        Fault::Malformed => {
+            let mut table = ReportTable::new(&["Primary Identifier", "Remaining Amount"]);
+            table.push(&["1000001", "1.00"]);
+            let page = table.render_page(0, 10, "SIMULATED-MALFORMED");
+            xml_response(200, page.replacen("</Column1>", "</Column2>", 1))
         }
         Fault::StillPreparing => xml_response(
             200,

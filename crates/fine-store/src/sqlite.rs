@@ -687,11 +687,14 @@ fn apply_changes(conn: &mut Connection, ctx: &Ctx, changes: &ChangeSet) -> Resul
             put_alma(&mut stmt, ctx, txn).map_err(err)?;
         }
         // The flag lives in the column (for the index) and in the record
-        // (what is read back); both change together.
+        // (what is read back); both change together. A text replace, not
+        // json_set (which parses and rewrites a million records): records
+        // are serde_json's compact form, where `"pending":true` can only be
+        // the field itself, since a quote inside a string is escaped.
         let mut stmt = tx
             .prepare_cached(
                 "UPDATE alma_transactions \
-                 SET pending = 0, record = json_set(record, '$.pending', json('false')) \
+                 SET pending = 0, record = replace(record, '\"pending\":true', '\"pending\":false') \
                  WHERE key = ?1",
             )
             .map_err(err)?;

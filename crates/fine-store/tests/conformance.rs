@@ -433,7 +433,10 @@ async fn fines_with_pending_alma_only(store: &dyn FineStore) {
 }
 
 async fn reconciled_alma_clears_only_the_flag(store: &dyn FineStore) {
-    store.apply(sample()).await.unwrap();
+    let mut records = sample();
+    // A note that spells the flag out must come through unchanged.
+    records.alma_transactions[0].note = Some(r#"said "pending":true, "pending": true"#.into());
+    store.apply(records).await.unwrap();
     let before = store.dump().await.unwrap();
     let keys: Vec<String> = ledger_f1().alma.iter().map(|t| t.key()).collect();
     store
@@ -444,11 +447,16 @@ async fn reconciled_alma_clears_only_the_flag(store: &dyn FineStore) {
         .await
         .unwrap();
     let mut f1 = ledger_f1();
-    f1.alma.iter_mut().for_each(|t| t.pending = false);
+    for txn in &mut f1.alma {
+        txn.pending = false;
+        if txn.has_key("T3") {
+            txn.note = Some(r#"said "pending":true, "pending": true"#.into());
+        }
+    }
     assert_eq!(
         store.ledgers(&ids(&["F1"])).await.unwrap(),
         vec![f1],
-        "the records read back say reconciled"
+        "the records read back say reconciled, notes untouched"
     );
     assert_eq!(
         store.fines_with_pending_alma().await.unwrap(),

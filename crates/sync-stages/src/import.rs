@@ -141,7 +141,11 @@ async fn fetch_reports(
 ) -> Result<Reports, StageError> {
     let columns = &config.columns;
     let transactions = analytics
-        .all_transactions(&config.paths.transactions, since, &columns.transactions)
+        .all_transactions_into::<ReportedTransaction>(
+            &config.paths.transactions,
+            since,
+            &columns.transactions,
+        )
         .await?;
     let fines = analytics
         .all_fines(&config.paths.fines, since, &columns.fines)
@@ -151,11 +155,7 @@ async fn fetch_reports(
         .await?;
     Ok(Reports {
         fines: fines.rows.into_iter().map(Fine::from).collect(),
-        transactions: transactions
-            .rows
-            .into_iter()
-            .map(ReportedTransaction::from)
-            .collect(),
+        transactions: transactions.rows,
         balances: balances
             .rows
             .into_iter()

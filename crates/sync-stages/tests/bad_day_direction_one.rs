@@ -126,6 +126,16 @@ async fn a_page_cut_off_mid_xml_fails_the_import_and_loses_nothing() {
 }
 
 #[tokio::test]
+async fn a_page_of_malformed_xml_fails_the_import_and_loses_nothing() {
+    // A whole answer, not cut, that is not XML: not retried either.
+    import_fails_cleanly_then_recovers(
+        vec![Fault::Malformed],
+        &["All Transactions", "page 1", "XML error", "Column2"],
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn a_report_that_stays_in_preparation_fails_the_import() {
     import_fails_cleanly_then_recovers(vec![Fault::StillPreparing; 2], &["All Transactions"]).await;
 }
