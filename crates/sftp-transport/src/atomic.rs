@@ -140,7 +140,14 @@ pub(crate) fn upload_atomic<B: Backend + ?Sized>(
     let local_size = metadata.len();
 
     if let Some(existing) = dir.stat(final_name)? {
-        return compare_existing(dir, &existing, local_path, local_size);
+        let outcome = compare_existing(dir, &existing, local_path, local_size);
+        if let Ok(UploadOutcome::AlreadyPresent { .. }) = outcome {
+            // In place and identical: an attempt killed before a later run
+            // placed it left its temporary file, which nothing else would
+            // remove.
+            remove_stale_partials(dir, final_name);
+        }
+        return outcome;
     }
 
     let temp_name = temp_name_for(final_name);

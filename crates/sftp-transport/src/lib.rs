@@ -38,8 +38,9 @@
 //! A transfer cut off at any point (a crash, a dropped connection, a killed
 //! server) leaves at most a hidden `.part` file, never a file under the
 //! final name, and running the upload again completes it. Hidden `.part`
-//! files are left out of [`RemoteDir::list`], and a successful upload
-//! removes the ones earlier attempts left for the same final name.
+//! files are left out of [`RemoteDir::list`], and an upload that ends
+//! with the file in place (uploaded, or found already present) removes
+//! the ones earlier attempts left for the same final name.
 //!
 //! # Archive copies
 //!

@@ -280,6 +280,25 @@ pub fn an_upload_removes_leftovers_of_interrupted_attempts(h: &dyn Harness) {
     assert_eq!(h.names(), [other_leftover, CHARGES]);
 }
 
+/// A run killed mid-upload whose file a later run then put in place (the
+/// crash loop found this): the next upload finds it present, and the
+/// killed attempt's leftover goes too.
+pub fn a_file_already_in_place_also_clears_leftovers(h: &dyn Harness) {
+    let own_leftover = format!(".{CHARGES}.0123456789abcdef.part");
+    let other_leftover = ".LIB_charges.dat.20241210.42.2.fedcba9876543210.part";
+    h.put(&own_leftover, b"the first half of");
+    h.put(other_leftover, b"something else");
+    h.put(CHARGES, &charges_bytes());
+    let local = local_file(h, CHARGES, &charges_bytes());
+
+    assert!(matches!(
+        h.dir().upload_atomic(&local, CHARGES).unwrap(),
+        UploadOutcome::AlreadyPresent { .. }
+    ));
+
+    assert_eq!(h.names(), [other_leftover, CHARGES]);
+}
+
 pub fn archive_copy_goes_to_a_created_subfolder(h: &dyn Harness) {
     let bytes = charges_bytes();
     let local = local_file(h, CHARGES, &bytes);
@@ -315,6 +334,7 @@ macro_rules! behaviour_tests {
             download_replaces_the_local_copy_whole,
             names_that_are_paths_are_refused,
             an_upload_removes_leftovers_of_interrupted_attempts,
+            a_file_already_in_place_also_clears_leftovers,
             archive_copy_goes_to_a_created_subfolder,
         );
     };
