@@ -11,12 +11,11 @@ use std::time::Instant;
 
 use chrono::{NaiveDateTime, TimeDelta};
 use fine_store::FineStore;
-use sync_core::records::{Fine, Patron};
 use sync_core::rules::opening::ReportedTransaction;
 use sync_stages::export::{render_export, write_file_once};
 use sync_stages::export_plan::{plan_commit, plan_decisions};
-use sync_stages::import::{load_credit_sources, load_ledgers, load_payment_records};
-use sync_stages::import_plan::{KnownState, Reports, plan_import};
+use sync_stages::import::{load_credit_sources, load_ledgers, load_payment_records, reports_of};
+use sync_stages::import_plan::{KnownState, plan_import};
 
 use crate::error::BenchError;
 use crate::measure::{memory, mib, reset_peak};
@@ -80,18 +79,7 @@ async fn import_steps(
         .await
         .map_err(sync_stages::StageError::from)?;
     steps.step(&format!("{label}: fetch + parse All User Balances"));
-    let reports = Reports {
-        fines: fines.rows.into_iter().map(Fine::from).collect(),
-        transactions: transactions.rows,
-        balances: balances
-            .rows
-            .into_iter()
-            .map(|row| Patron {
-                id: row.patron_id,
-                balance: row.balance,
-            })
-            .collect(),
-    };
+    let reports = reports_of(fines, transactions, balances);
     steps.step(&format!("{label}: rows to records"));
     let ledgers = load_ledgers(store, &reports).await?;
     steps.step(&format!(

@@ -11,7 +11,7 @@
 use chrono::{NaiveDateTime, NaiveTime};
 use sync_core::Money;
 use sync_core::records::{
-    AlmaTxnId, AlmaTxnType, FeeType, Fine, FineId, ItemDetails, LoanId, PatronId,
+    AlmaTxnId, AlmaTxnType, FeeType, Fine, FineId, ItemDetails, LoanId, Patron, PatronId,
 };
 use sync_core::rules::opening::ReportedTransaction;
 
@@ -271,6 +271,16 @@ impl From<TransactionRow> for ReportedTransaction {
 pub struct BalanceRow {
     pub patron_id: PatronId,
     pub balance: Money,
+}
+
+/// The patron a row of All User Balances describes.
+impl From<BalanceRow> for Patron {
+    fn from(row: BalanceRow) -> Patron {
+        Patron {
+            id: row.patron_id,
+            balance: row.balance,
+        }
+    }
 }
 
 /// A complete report of typed rows.

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeSet;
 
-use alma_analytics::{Analytics, ReportColumns};
+use alma_analytics::{Analytics, BalanceRow, FineRow, Report, ReportColumns};
 use chrono::{DateTime, Days, NaiveDate, NaiveDateTime, Utc};
 use fail::fail_point;
 use fine_store::{FineLedger, FineStore};
@@ -153,18 +153,22 @@ async fn fetch_reports(
     let balances = analytics
         .all_balances(&config.paths.balances, &columns.balances)
         .await?;
-    Ok(Reports {
+    Ok(reports_of(fines, transactions, balances))
+}
+
+/// The three fetched reports as the import plan takes them. Public so the
+/// benchmark, which fetches them one by one to time each, builds them the
+/// same way.
+pub fn reports_of(
+    fines: Report<FineRow>,
+    transactions: Report<ReportedTransaction>,
+    balances: Report<BalanceRow>,
+) -> Reports {
+    Reports {
         fines: fines.rows.into_iter().map(Fine::from).collect(),
         transactions: transactions.rows,
-        balances: balances
-            .rows
-            .into_iter()
-            .map(|row| Patron {
-                id: row.patron_id,
-                balance: row.balance,
-            })
-            .collect(),
-    })
+        balances: balances.rows.into_iter().map(Patron::from).collect(),
+    }
 }
 
 /// Loads what the store knows of the records the reports touch.
