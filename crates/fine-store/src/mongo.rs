@@ -38,8 +38,9 @@
 //!   pending only after the Bursar transactions computed from it are
 //!   stored, so the re-run sees A - B = 0 and just clears the flag, a
 //!   credit's distributed transactions (`source_credit_fine`) are written
-//!   after the other records, and the `reconciled_alma` flags last. A crash inside one batch can still leave part
-//!   of a credit's distribution: use a replica set.
+//!   after the other records, and the `reconciled_alma` flags last. A
+//!   crash inside one batch can still leave part of a credit's
+//!   distribution: use a replica set.
 //! - `commit_export`: checks, then the export record, then the billing of
 //!   the lines, then the transactions are marked exported. A crash leaves
 //!   an export record whose items are a subset of what was planned (its
@@ -739,12 +740,13 @@ impl MongoStore {
     }
 
     /// Refuses a change set that would mark an unstored Alma transaction
-    /// reconciled, naming it, before anything is written.
-    async fn check_reconciled(
+    /// reconciled, naming it, before anything is written. Returns the keys
+    /// to mark, each once, in order.
+    async fn check_reconciled<'c>(
         &self,
         session: &mut Session,
-        changes: &ChangeSet,
-    ) -> Result<(), Fail> {
+        changes: &'c ChangeSet,
+    ) -> Result<Vec<&'c str>, Fail> {
         let reconciled: BTreeSet<&str> =
             changes.reconciled_alma.iter().map(String::as_str).collect();
         let keys: Vec<Bson> = reconciled.iter().map(|key| Bson::from(*key)).collect();
@@ -758,7 +760,7 @@ impl MongoStore {
                 "Alma transaction {missing} is not stored and cannot be marked reconciled; nothing of the change set was written"
             )));
         }
-        Ok(())
+        Ok(reconciled.into_iter().collect())
     }
 
     fn frozen(&self, txn: &BursarTransaction) -> Fail {
@@ -772,7 +774,7 @@ impl MongoStore {
         if session.is_none() {
             self.check_frozen(session, changes).await?;
         }
-        self.check_reconciled(session, changes).await?;
+        let reconciled = self.check_reconciled(session, changes).await?;
         let patrons = changes
             .patrons
             .iter()
@@ -831,9 +833,6 @@ impl MongoStore {
             .collect::<Result<Vec<_>, Fail>>()?;
         self.upsert(session, ALMA, alma).await?;
         // Last of all: a reconciled flag says the Bursar side is written.
-        let reconciled: BTreeSet<&str> =
-            changes.reconciled_alma.iter().map(String::as_str).collect();
-        let reconciled: Vec<&str> = reconciled.into_iter().collect();
         let coll = self.db.collection::<Document>(ALMA);
         for chunk in reconciled.chunks(IN_CHUNK) {
             let filter = doc! { "_id": { "$in": chunk.to_vec() } };

@@ -902,11 +902,11 @@ impl FineStore for SqliteStore {
     }
 
     async fn patrons(&self, ids: &[PatronId]) -> Result<Vec<Patron>, StoreError> {
-        let mut ids: Vec<String> = ids.iter().map(|id| id.0.to_string()).collect();
+        let mut ids = ids.to_vec();
         ids.sort_unstable();
         ids.dedup();
         self.run("read patrons", move |conn, ctx| {
-            let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+            let ids: Vec<&str> = ids.iter().map(PatronId::as_str).collect();
             let mut patrons: Vec<Patron> = read_rows_in(
                 conn,
                 ctx,
@@ -1131,11 +1131,11 @@ impl FineStore for SqliteStore {
         &self,
         ids: &[FineId],
     ) -> Result<Vec<PaymentRecord>, StoreError> {
-        let mut ids: Vec<String> = ids.iter().map(|id| id.0.to_string()).collect();
+        let mut ids = ids.to_vec();
         ids.sort_unstable();
         ids.dedup();
         self.run("read the payment records of fines", move |conn, ctx| {
-            let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+            let ids: Vec<&str> = ids.iter().map(FineId::as_str).collect();
             let mut records: Vec<PaymentRecord> = read_rows_in(
                 conn,
                 ctx,
