@@ -34,6 +34,7 @@ S3_PORT=9000
 SFTP_USER=sftptest
 SFTP_HOME="/home/$SFTP_USER"
 SFTP_ROOT="$SFTP_HOME/drop"
+AUTHORIZED_KEYS_DIR="$SFTP_HOME/.ssh"
 SSHD=/usr/sbin/sshd
 START_TIMEOUT_S=20
 
@@ -100,15 +101,20 @@ install_sftp_user() {
 
 install_ssh_files() {
     mkdir -p "$SSH_DIR"
-    # sshd reads authorized_keys as the user, so it must be able to reach it.
     chmod 755 "$STATE" "$SSH_DIR"
     local type
     for type in ed25519 rsa; do
         [[ -f $SSH_DIR/host_$type ]] || ssh-keygen -q -t "$type" -N '' -C "test-services host key" -f "$SSH_DIR/host_$type"
     done
     [[ -f $CLIENT_KEY ]] || ssh-keygen -q -t ed25519 -N '' -C "test-services client key" -f "$CLIENT_KEY"
-    cp "$CLIENT_KEY.pub" "$SSH_DIR/authorized_keys"
-    chmod 644 "$SSH_DIR/authorized_keys"
+    # sshd reads authorized_keys as the user, who may not be able to reach
+    # this checkout (a clone in a 0700 folder, say): it goes in the user's
+    # own home.
+    mkdir -p "$AUTHORIZED_KEYS_DIR"
+    cp "$CLIENT_KEY.pub" "$AUTHORIZED_KEYS_DIR/authorized_keys"
+    chown -R "$SFTP_USER:" "$AUTHORIZED_KEYS_DIR"
+    chmod 755 "$AUTHORIZED_KEYS_DIR"
+    chmod 644 "$AUTHORIZED_KEYS_DIR/authorized_keys"
 
     local key_type key_body _
     : >"$KNOWN_HOSTS.tmp"
@@ -126,7 +132,7 @@ ListenAddress $HOST
 HostKey $SSH_DIR/host_ed25519
 HostKey $SSH_DIR/host_rsa
 PidFile none
-AuthorizedKeysFile $SSH_DIR/authorized_keys
+AuthorizedKeysFile $AUTHORIZED_KEYS_DIR/authorized_keys
 StrictModes no
 PubkeyAuthentication yes
 PasswordAuthentication yes
