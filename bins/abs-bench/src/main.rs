@@ -16,7 +16,9 @@
 #![allow(clippy::float_arithmetic)]
 
 /// The allocator the shipped binaries use (bins/*/src/main.rs), so the
-/// figures are theirs.
+/// figures are theirs. Heap profilers (heaptrack, massif) see only the
+/// system allocator: build with `--features system-allocator` for them.
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -134,6 +136,10 @@ enum Cmd {
             default_value = "mongodb://127.0.0.1:27018/?directConnection=true"
         )]
         mongodb_uri: String,
+        /// Stop after the first import, so that a heap profiler's peak is
+        /// the import's.
+        #[arg(long)]
+        import_only: bool,
     },
     /// The randomized crash test.
     Crash {
@@ -215,7 +221,8 @@ async fn run(cli: Cli) -> Result<Option<String>, BenchError> {
             size,
             store,
             mongodb_uri,
-        } => profile::run(size.size(), store_choice(store, mongodb_uri))
+            import_only,
+        } => profile::run(size.size(), store_choice(store, mongodb_uri), import_only)
             .await
             .map(Some),
         Cmd::Crash {

@@ -113,7 +113,7 @@ async fn import_steps(
     Ok(())
 }
 
-pub async fn run(size: Size, store: StoreChoice) -> Result<String, BenchError> {
+pub async fn run(size: Size, store: StoreChoice, import_only: bool) -> Result<String, BenchError> {
     let server = ServerChild::serve_alma(&size, "1")?;
     let tmp = tempfile::tempdir().map_err(|e| BenchError::io("creating a work folder", ".", e))?;
     let opened = OpenStore::open(&store, tmp.path(), "profile").await?;
@@ -126,6 +126,10 @@ pub async fn run(size: Size, store: StoreChoice) -> Result<String, BenchError> {
     let mut steps = Steps::new();
     steps.step("start");
     import_steps(&mut steps, store, &analytics, day1, "import").await?;
+    if import_only {
+        opened.clean_up().await?;
+        return Ok(steps.out);
+    }
 
     let pending = store.fines_with_pending_alma().await?;
     let ledgers = store.ledgers(&pending).await?;
