@@ -15,13 +15,6 @@
 // crate with floats (amounts are synthesized as integer cents).
 #![allow(clippy::float_arithmetic)]
 
-/// The allocator the shipped binaries use (bins/*/src/main.rs), so the
-/// figures are theirs. Heap profilers (heaptrack, massif) see only the
-/// system allocator: build with `--features system-allocator` for them.
-#[cfg(not(feature = "system-allocator"))]
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 mod crash;
 mod direction1;
 mod error;
@@ -248,6 +241,10 @@ async fn run(cli: Cli) -> Result<Option<String>, BenchError> {
 }
 
 fn main() -> ExitCode {
+    // The shipped binaries' allocator, so that the figures are theirs
+    // (see the feature in Cargo.toml for heap profilers).
+    #[cfg(feature = "shipped-allocator")]
+    abs_allocator::return_freed_memory_promptly();
     let cli = Cli::parse();
     // Warnings of the stages (quarantines, reported credits) would flood
     // the terminal at this size; errors still show.

@@ -1,17 +1,13 @@
 //! `alma-bursar-sync`: the operator CLI. Parses the command line and runs
 //! it; all the work is in the library (`alma_bursar_sync`).
 
-/// mimalloc: the import of a large institution spent a fifth of its time
-/// in glibc's malloc/free and kept freed memory (docs/performance.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::process::ExitCode;
 
 use alma_bursar_sync::cli::Cli;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    abs_allocator::return_freed_memory_promptly();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => return alma_bursar_sync::usage_exit(error),

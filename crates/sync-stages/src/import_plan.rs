@@ -8,7 +8,7 @@
 //! import twice plans nothing the second time: merging is idempotent, so
 //! an overlapping since-date costs API calls and nothing else.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
 use chrono::{DateTime, Utc};
@@ -209,6 +209,9 @@ pub fn plan_import(
     } = reports;
     let mut merge = Merge::new(known, settings, now);
     merge.patrons(balances);
+    // Room for every ledger the merge can add, taken once: grown by
+    // doubling, a copy of 200,000 ledgers would be made at the peak.
+    merge.ledgers.reserve_exact(fines.len());
     // Credit fines are few: taken out in place rather than partitioning
     // the report into two new vectors.
     let mut fines = fines;
@@ -217,7 +220,7 @@ pub fn plan_import(
         .collect();
     let rows_of_fine = rows_of_fine(&transactions);
     let mut rows_used_as_openings = BTreeSet::new();
-    merge.fines(
+    let expected_rows = merge.fines(
         fines,
         &transactions,
         &rows_of_fine,
@@ -232,7 +235,10 @@ pub fn plan_import(
         &rows_used_as_openings,
         &late_openings,
         &credit_ids,
+        &expected_rows,
     );
+    drop(expected_rows);
+    merge.sort_by_fine();
     merge.payments();
     merge.finish()
 }
@@ -255,8 +261,13 @@ struct Merge<'a> {
     payment_records: BTreeMap<FineId, Vec<PaymentRecord>>,
     /// The stored ledgers, as they were.
     original: BTreeMap<FineId, FineLedger>,
-    /// The working copy: the stored ledgers and the new fines, merged.
-    ledgers: BTreeMap<FineId, FineLedger>,
+    /// The working copy: the stored ledgers and the new fines, merged. A
+    /// vector rather than a map: at 200,000 ledgers a map's half-full
+    /// nodes cost twice the ledgers' own size, and the new ones become
+    /// the change set without a copy (see `finish`).
+    ledgers: Vec<FineLedger>,
+    /// Where each fine's working ledger is in `ledgers`.
+    position: HashMap<FineId, usize>,
     patrons: Vec<Patron>,
     counts: ImportCounts,
     problems: Vec<Problem>,
@@ -274,7 +285,12 @@ impl<'a> Merge<'a> {
             .into_iter()
             .map(|ledger| (ledger.fine.id.clone(), ledger))
             .collect();
-        let ledgers = original.clone();
+        let ledgers: Vec<FineLedger> = original.values().cloned().collect();
+        let position = ledgers
+            .iter()
+            .enumerate()
+            .map(|(index, ledger)| (ledger.fine.id.clone(), index))
+            .collect();
         let mut records_of_fine: BTreeMap<FineId, Vec<PaymentRecord>> = BTreeMap::new();
         for record in payment_records {
             if let Some(fine) = record.fine_id.clone() {
@@ -289,6 +305,7 @@ impl<'a> Merge<'a> {
             payment_records: records_of_fine,
             original,
             ledgers,
+            position,
             patrons: Vec::new(),
             counts: ImportCounts::default(),
             problems: Vec::new(),
@@ -304,6 +321,30 @@ impl<'a> Merge<'a> {
 
     fn ignored(&self, id: &FineId) -> bool {
         self.settings.ignored_fines.contains(id)
+    }
+
+    fn ledger_mut(&mut self, id: &FineId) -> Option<&mut FineLedger> {
+        working_ledger(&self.position, &mut self.ledgers, id)
+    }
+
+    fn ledger(&self, id: &FineId) -> Option<&FineLedger> {
+        self.position
+            .get(id)
+            .and_then(|&index| self.ledgers.get(index))
+    }
+
+    fn insert_ledger(&mut self, ledger: FineLedger) {
+        self.position
+            .insert(ledger.fine.id.clone(), self.ledgers.len());
+        self.ledgers.push(ledger);
+    }
+
+    /// Puts the working ledgers in fine id order, the order in which
+    /// payments are worked and changes listed; ends lookups by id.
+    fn sort_by_fine(&mut self) {
+        self.position = HashMap::new();
+        self.ledgers
+            .sort_unstable_by(|a, b| a.fine.id.cmp(&b.fine.id));
     }
 
     /// 4.1: insert new patrons, update changed balances; a patron missing
@@ -333,20 +374,22 @@ impl<'a> Merge<'a> {
 
     /// 4.2, 4.3, 4.4: new fines with their opening transaction and account
     /// line; known fines updated, a changed original amount reported.
+    /// Returns, by new fine id, how many report rows its ledger will hold.
     fn fines(
         &mut self,
         fines: Vec<Fine>,
         rows: &[ReportedTransaction],
         rows_of_fine: &BTreeMap<&FineId, Vec<usize>>,
         used_as_openings: &mut BTreeSet<usize>,
-    ) {
+    ) -> HashMap<FineId, usize> {
         let no_rows = Vec::new();
-        for fine in fines {
+        let mut expected_rows = HashMap::new();
+        for fine in drain_shrinking(fines) {
             if self.ignored(&fine.id) {
                 self.counts.fines_ignored += 1;
                 continue;
             }
-            let Some(ledger) = self.ledgers.get_mut(&fine.id) else {
+            let Some(ledger) = working_ledger(&self.position, &mut self.ledgers, &fine.id) else {
                 let own_rows = rows_of_fine.get(&fine.id).unwrap_or(&no_rows);
                 let candidates: Vec<&ReportedTransaction> =
                     own_rows.iter().map(|&i| &rows[i]).collect();
@@ -365,19 +408,17 @@ impl<'a> Merge<'a> {
                     replacement_fee: fine.fee_type == FeeType::LostItemReplacementFee,
                     billing: None,
                 };
-                // Room for its rows (transactions() adds them): a million
-                // of them, so no slack from growing.
-                let mut alma = Vec::with_capacity(own_rows.len().max(1));
-                alma.push(opening);
-                self.ledgers.insert(
-                    fine.id.clone(),
-                    FineLedger {
-                        fine,
-                        alma,
-                        lines: vec![line],
-                        bursar: Vec::new(),
-                    },
-                );
+                // transactions() makes room for the rest once they come,
+                // while the report's buffer shrinks.
+                if own_rows.len() > 1 {
+                    expected_rows.insert(fine.id.clone(), own_rows.len());
+                }
+                self.insert_ledger(FineLedger {
+                    fine,
+                    alma: vec![opening],
+                    lines: vec![line],
+                    bursar: Vec::new(),
+                });
                 self.counts.fines_new += 1;
                 continue;
             };
@@ -402,12 +443,13 @@ impl<'a> Merge<'a> {
                 self.counts.fines_updated += 1;
             }
         }
+        expected_rows
     }
 
     /// 4.5: credit fines, distributed over the fines of their loan.
     fn credit_fines(&mut self, credits: Vec<Fine>) {
         let mut fines_of_loan: BTreeMap<LoanId, Vec<FineId>> = BTreeMap::new();
-        for ledger in self.ledgers.values() {
+        for ledger in &self.ledgers {
             if let (Some(loan), false) = (
                 &ledger.fine.loan_id,
                 ledger.fine.fee_type == FeeType::Credit,
@@ -418,26 +460,27 @@ impl<'a> Merge<'a> {
                     .push(ledger.fine.id.clone());
             }
         }
+        // A credit is shared over its loan's fines in fine id order.
+        for fines in fines_of_loan.values_mut() {
+            fines.sort_unstable();
+        }
         for credit in credits {
             if self.ignored(&credit.id) {
                 self.counts.fines_ignored += 1;
                 continue;
             }
-            if self.ledgers.contains_key(&credit.id) || self.credit_sources.contains(&credit.id) {
+            if self.position.contains_key(&credit.id) || self.credit_sources.contains(&credit.id) {
                 self.counts.credits_already_known += 1;
                 continue;
             }
             let Some(loan) = &credit.loan_id else {
                 let (opening, _) = opening_transaction::<ReportedTransaction>(&credit, &[]);
-                self.ledgers.insert(
-                    credit.id.clone(),
-                    FineLedger {
-                        fine: credit,
-                        alma: vec![opening],
-                        lines: Vec::new(),
-                        bursar: Vec::new(),
-                    },
-                );
+                self.insert_ledger(FineLedger {
+                    fine: credit,
+                    alma: vec![opening],
+                    lines: Vec::new(),
+                    bursar: Vec::new(),
+                });
                 self.counts.credits_standalone += 1;
                 continue;
             };
@@ -445,7 +488,7 @@ impl<'a> Merge<'a> {
                 .get(loan)
                 .into_iter()
                 .flatten()
-                .filter_map(|id| self.ledgers.get(id))
+                .filter_map(|id| self.ledger(id))
                 .map(|ledger| CreditCandidate {
                     fine_id: ledger.fine.id.clone(),
                     patron_id: ledger.fine.patron_id.clone(),
@@ -460,7 +503,7 @@ impl<'a> Merge<'a> {
                         self.counts.credits_applied += 1;
                     }
                     for share in shares {
-                        if let Some(target) = self.ledgers.get_mut(&share.fine_id) {
+                        if let Some(target) = self.ledger_mut(&share.fine_id) {
                             target.alma.push(AlmaTransaction {
                                 id: None,
                                 fine_id: share.fine_id.clone(),
@@ -532,12 +575,14 @@ impl<'a> Merge<'a> {
         used_as_openings: &BTreeSet<usize>,
         late_openings: &BTreeSet<usize>,
         credit_fines: &BTreeSet<FineId>,
+        expected_rows: &HashMap<FineId, usize>,
     ) {
-        for (index, row) in rows.into_iter().enumerate() {
+        for (index, row) in drain_shrinking(rows).enumerate() {
             if used_as_openings.contains(&index) || self.ignored(&row.fine_id) {
                 continue;
             }
-            let Some(ledger) = self.ledgers.get_mut(&row.fine_id) else {
+            let Some(ledger) = working_ledger(&self.position, &mut self.ledgers, &row.fine_id)
+            else {
                 if credit_fines.contains(&row.fine_id) || self.credit_sources.contains(&row.fine_id)
                 {
                     continue;
@@ -561,6 +606,13 @@ impl<'a> Merge<'a> {
                 }
                 Some(_) => self.counts.transactions_unchanged += 1,
                 None => {
+                    if ledger.alma.len() == ledger.alma.capacity() {
+                        // A new fine's rows: room for all of them at once.
+                        let expected = expected_rows.get(&row.fine_id).copied().unwrap_or(0);
+                        ledger
+                            .alma
+                            .reserve_exact(expected.saturating_sub(ledger.alma.len()).max(1));
+                    }
                     ledger.alma.push(row.into_pending());
                     self.counts.transactions_new += 1;
                 }
@@ -573,7 +625,7 @@ impl<'a> Merge<'a> {
         let settings = self.settings;
         let mut problems = Vec::new();
         let no_records = Vec::new();
-        for ledger in self.ledgers.values_mut() {
+        for ledger in &mut self.ledgers {
             let billed = ledger.bursar.iter().any(|t| t.kind == BursarTxnType::Fine);
             let records = self
                 .payment_records
@@ -651,14 +703,27 @@ impl<'a> Merge<'a> {
     /// The difference between the working ledgers and what was stored,
     /// moved out of the working copy.
     fn finish(self) -> ImportPlan {
+        let Merge {
+            original,
+            ledgers: mut new_ledgers,
+            patrons,
+            counts,
+            problems,
+            ..
+        } = self;
+        let known: Vec<FineLedger> = new_ledgers
+            .extract_if(.., |ledger| original.contains_key(&ledger.fine.id))
+            .collect();
+        // What is left is new to the store: its records go whole, in the
+        // vector they were merged in.
+        new_ledgers.shrink_to_fit();
         let mut changes = ChangeSet {
-            patrons: self.patrons,
+            patrons,
+            new_ledgers,
             ..ChangeSet::default()
         };
-        for (id, ledger) in self.ledgers {
-            let Some(before) = self.original.get(&id) else {
-                // New to the store: moved whole, records and all.
-                changes.new_ledgers.push(ledger);
+        for ledger in known {
+            let Some(before) = original.get(&ledger.fine.id) else {
                 continue;
             };
             let FineLedger {
@@ -691,10 +756,35 @@ impl<'a> Merge<'a> {
         }
         ImportPlan {
             changes,
-            counts: self.counts,
-            problems: self.problems,
+            counts,
+            problems,
         }
     }
+}
+
+/// A fine's working ledger; a free function so that the merge's counts
+/// and problems can be written while it is borrowed.
+fn working_ledger<'l>(
+    position: &HashMap<FineId, usize>,
+    ledgers: &'l mut [FineLedger],
+    id: &FineId,
+) -> Option<&'l mut FineLedger> {
+    position.get(id).and_then(|&index| ledgers.get_mut(index))
+}
+
+/// The items of `items` in order, by value, the vector's buffer shrinking
+/// as they are taken: a report's million rows are moved into ledgers one
+/// by one, and holding the emptied buffer beside them was the import's
+/// memory peak.
+fn drain_shrinking<T>(mut items: Vec<T>) -> impl Iterator<Item = T> {
+    items.reverse();
+    std::iter::from_fn(move || {
+        let item = items.pop();
+        if items.len() < items.capacity() / 2 {
+            items.shrink_to_fit();
+        }
+        item
+    })
 }
 
 /// The number of a line's next Bursar transaction.
