@@ -249,10 +249,10 @@ impl Analytics {
     /// request). Returns only once Alma says the report is finished. An
     /// error from `on_page` stops the fetch.
     ///
-    /// While a page is read and handed over, the next one is already being
-    /// asked for, when the top of the page says, before it is parsed, that
-    /// it has rows and is not the last (see [`scan_head`]): parsing a
-    /// page takes about as long as Alma takes to answer the next. One
+    /// While a page is parsed and handed over, the next one is already
+    /// being asked for, when a quick read of the top of the page says for
+    /// sure that it has rows and is not the last: parsing a page takes
+    /// about as long as Alma takes to answer the next. One
     /// request at most is ever ahead, it goes through the same client
     /// (rate limit, retries), and it is cancelled when the current page
     /// fails or `on_page` returns an error.
