@@ -4,11 +4,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::sync::Arc;
 
-use alma_api::{Accept, AlmaClient, AlmaError};
+use alma_api::{API_PREFIX, Accept, AlmaClient, AlmaError};
+use tokio::task::JoinHandle;
 
 use crate::error::ReportError;
 use crate::filter::Filter;
-use crate::page::{Cell, PageError, RawPage, Spare, parse_page};
+use crate::page::{Cell, PageError, RawPage, Spare, parse_page, scan_head};
 
 /// Rows per request: Alma's maximum.
 pub const PAGE_LIMIT: usize = 1000;
@@ -244,8 +245,17 @@ impl Analytics {
     }
 
     /// Fetches every page of a report and gives each to `on_page` as it
-    /// arrives, so that memory holds one page. Returns only once Alma says
-    /// the report is finished. An error from `on_page` stops the fetch.
+    /// arrives, so that memory holds one page (and the answer to the next
+    /// request). Returns only once Alma says the report is finished. An
+    /// error from `on_page` stops the fetch.
+    ///
+    /// While a page is parsed and handed over, the next one is already
+    /// being asked for, when a quick read of the top of the page says for
+    /// sure that it has rows and is not the last: parsing a page takes
+    /// about as long as Alma takes to answer the next. One
+    /// request at most is ever ahead, it goes through the same client
+    /// (rate limit, retries), and it is cancelled when the current page
+    /// fails or `on_page` returns an error.
     ///
     /// When this returns an error, pages already given to `on_page` are
     /// not a report: a caller that needs all-or-nothing collects pages and
@@ -258,7 +268,6 @@ impl Analytics {
     where
         F: FnMut(&Page) -> Result<(), ReportError>,
     {
-        let limit = PAGE_LIMIT.to_string();
         let retry = &self.client.config().retry;
         let mut token: Option<String> = None;
         let mut headings: Option<HashMap<String, String>> = None;
@@ -266,6 +275,9 @@ impl Analytics {
         let mut summary = FetchSummary::default();
         let mut spare = Spare::default();
         let mut spare_rows: Vec<Row> = Vec::new();
+        // The request for page `summary.pages + 1`, sent while the page
+        // before it was read.
+        let mut ahead: Option<Ahead> = None;
         loop {
             let number = summary.pages + 1;
             if number > self.options.max_pages {
@@ -275,14 +287,31 @@ impl Analytics {
                 });
             }
             let mut tries = 0u32;
-            let mut raw = loop {
+            let (mut raw, next) = loop {
                 tries += 1;
-                let raw = self
-                    .request_page(request, token.as_deref(), &limit, number, spare)
-                    .await?;
+                let body = match ahead.take() {
+                    Some(ahead) => ahead.body().await,
+                    None => get_page(&self.client, &page_query(request, token.as_deref())).await,
+                }
+                .map_err(|error| classify(error, request, number))?;
+                // From here on, an early return drops `next`, which
+                // cancels its request.
+                let next = self.ask_ahead(request, &body, token.as_deref(), number);
+                let raw = match &next {
+                    // Off this task, so that the request ahead is sent
+                    // and answered while the page is parsed.
+                    Some(_) => parse_elsewhere(body, spare).await,
+                    None => parse_page(&body, spare),
+                }
+                .map_err(|error| page_error(error, request, number))?;
+                if let Some(next) = &next {
+                    next.check(&raw, request, number)?;
+                }
+                // Never true with `next`: it was asked for only when rows
+                // came (checked just above).
                 let preparing = raw.rows.is_empty() && raw.is_finished != Some(true);
                 if !preparing {
-                    break raw;
+                    break (raw, next);
                 }
                 spare = raw.into_spare();
                 if tries >= retry.still_preparing_attempts.max(1) {
@@ -302,7 +331,8 @@ impl Analytics {
                 token = Some(new_token);
             }
             // Rows came, or IsFinished is true (see the loop above): a
-            // missing IsFinished with rows counts as finished.
+            // missing IsFinished with rows counts as finished. With
+            // `next`, IsFinished was checked to be false.
             let finished = raw.is_finished.unwrap_or(true);
             let (page, raw_rows) = to_page(
                 raw,
@@ -312,7 +342,7 @@ impl Analytics {
                 request,
                 std::mem::take(&mut spare_rows),
             );
-            tracing::debug!(report = %request.name, page = number, rows = page.rows.len(), finished, "Analytics page");
+            tracing::debug!(report = %request.name, page = number, rows = page.rows.len(), finished, ahead = next.is_some(), "Analytics page");
             summary.pages = number;
             summary.rows += page.rows.len();
             on_page(&page)?;
@@ -328,46 +358,155 @@ impl Analytics {
                     page: number,
                 });
             }
+            ahead = next;
         }
     }
 
-    async fn request_page(
+    /// Sends the request for the page after `number` now, when the top of
+    /// `body` says for sure that the page has rows and is not the last,
+    /// and the next page is within `max_pages`. `token` is the one known
+    /// from earlier pages: Alma sends it on the first page only, and it
+    /// stays the same for the whole report.
+    fn ask_ahead(
         &self,
         request: &ReportRequest,
+        body: &[u8],
         token: Option<&str>,
-        limit: &str,
-        page: usize,
-        spare: Spare,
-    ) -> Result<RawPage, ReportError> {
-        let mut query: Vec<(&str, &str)> = Vec::with_capacity(4);
-        match token {
-            Some(token) => query.push(("token", token)),
-            None => {
-                query.push(("path", request.path.as_str()));
-                if let Some(filter) = &request.filter {
-                    query.push(("filter", filter.as_xml()));
-                }
+        number: usize,
+    ) -> Option<Ahead> {
+        if number >= self.options.max_pages {
+            return None;
+        }
+        let head = scan_head(body)?;
+        if head.is_finished != Some(false) || !head.has_rows {
+            return None;
+        }
+        let next_token = head.token.as_deref().or(token)?;
+        let query = page_query(request, Some(next_token));
+        tracing::debug!(report = %request.name, page = number + 1, "asking for the next page while this one is read");
+        let client = self.client.clone();
+        Some(Ahead {
+            task: tokio::spawn(async move { get_page(&client, &query).await }),
+            token: head.token,
+        })
+    }
+}
+
+/// The request for the next page, sent before the current page is
+/// parsed. Dropping it cancels the request: an error on the current page
+/// ends the report, and nobody would read the answer.
+struct Ahead {
+    task: JoinHandle<Result<Vec<u8>, AlmaError>>,
+    /// The token the current page's top was read to carry.
+    token: Option<String>,
+}
+
+impl Drop for Ahead {
+    fn drop(&mut self) {
+        // A no-op once the task has finished.
+        self.task.abort();
+    }
+}
+
+impl Ahead {
+    /// The answer, as if the request had been sent just now.
+    async fn body(mut self) -> Result<Vec<u8>, AlmaError> {
+        match (&mut self.task).await {
+            Ok(answer) => answer,
+            Err(error) => match error.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                // Only the runtime shutting down cancels it while held.
+                Err(_) => Err(AlmaError::Decode {
+                    path: format!("{API_PREFIX}{REPORTS_PATH}"),
+                    message: "the request was cancelled (the runtime is shutting down)".into(),
+                }),
+            },
+        }
+    }
+
+    /// The full read of the page it was asked ahead of must say what the
+    /// quick read said: rows, not finished, the same token. Otherwise the
+    /// next page may have been asked for wrongly, and with Alma's one
+    /// token per report it cannot be asked for again: the report fails.
+    /// [`scan_head`] is written so that this never happens.
+    fn check(
+        &self,
+        raw: &RawPage,
+        request: &ReportRequest,
+        number: usize,
+    ) -> Result<(), ReportError> {
+        if raw.is_finished == Some(false) && !raw.rows.is_empty() && raw.token == self.token {
+            return Ok(());
+        }
+        Err(ReportError::Malformed {
+            report: request.name.clone(),
+            page: number,
+            message: format!(
+                "the page's top said IsFinished false, token {:?} and rows, the whole page says IsFinished {:?}, token {:?} and {} rows; the next page was already asked for, so the report is stopped",
+                self.token,
+                raw.is_finished,
+                raw.token,
+                raw.rows.len()
+            ),
+        })
+    }
+}
+
+/// The query of one page: the report's path (and filter) first, then its
+/// token.
+fn page_query(request: &ReportRequest, token: Option<&str>) -> Vec<(&'static str, String)> {
+    let mut query = Vec::with_capacity(4);
+    match token {
+        Some(token) => query.push(("token", token.to_string())),
+        None => {
+            query.push(("path", request.path.clone()));
+            if let Some(filter) = &request.filter {
+                query.push(("filter", filter.as_xml().to_string()));
             }
         }
-        query.push(("limit", limit));
-        query.push(("col_names", "true"));
-        let response = self
-            .client
-            .get(REPORTS_PATH, &query, Accept::Xml)
-            .await
-            .map_err(|error| classify(error, request, page))?;
-        parse_page(&response.body, spare).map_err(|error| match error {
-            PageError::NoReport(excerpt) => ReportError::NoReport {
-                report: request.name.clone(),
-                page,
-                excerpt,
-            },
-            PageError::Malformed(message) => ReportError::Malformed {
-                report: request.name.clone(),
-                page,
-                message,
-            },
-        })
+    }
+    query.push(("limit", PAGE_LIMIT.to_string()));
+    query.push(("col_names", "true".to_string()));
+    query
+}
+
+async fn get_page(
+    client: &AlmaClient,
+    query: &[(&'static str, String)],
+) -> Result<Vec<u8>, AlmaError> {
+    let query: Vec<(&str, &str)> = query
+        .iter()
+        .map(|(name, value)| (*name, value.as_str()))
+        .collect();
+    Ok(client.get(REPORTS_PATH, &query, Accept::Xml).await?.body)
+}
+
+/// [`parse_page`] on the blocking pool, leaving the runtime's threads to
+/// the request ahead (on a single-threaded runtime, the only thread).
+async fn parse_elsewhere(body: Vec<u8>, spare: Spare) -> Result<RawPage, PageError> {
+    match tokio::task::spawn_blocking(move || parse_page(&body, spare)).await {
+        Ok(parsed) => parsed,
+        Err(error) => match error.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(_) => Err(PageError::Malformed(
+                "the page was not read (the runtime is shutting down)".into(),
+            )),
+        },
+    }
+}
+
+fn page_error(error: PageError, request: &ReportRequest, page: usize) -> ReportError {
+    match error {
+        PageError::NoReport(excerpt) => ReportError::NoReport {
+            report: request.name.clone(),
+            page,
+            excerpt,
+        },
+        PageError::Malformed(message) => ReportError::Malformed {
+            report: request.name.clone(),
+            page,
+            message,
+        },
     }
 }
 

@@ -9,7 +9,9 @@
 //!
 //! Pages are read with a streaming XML parser and handed to the caller one
 //! at a time ([`Analytics::fetch_report`] takes a page callback), so memory
-//! holds one page. [`Row::get`] reads a value by column *heading*: the
+//! holds one page, and the answer to the one request sent ahead: while a
+//! page is parsed, the next is already asked for, when the page's top
+//! (`IsFinished`, the token, a first row) says for sure that one follows. [`Row::get`] reads a value by column *heading*: the
 //! headings come from the first page's `xsd:schema`
 //! (`saw-sql:columnHeading`, trimmed, since computed columns start with a
 //! space), never from a column's position, so a report edited in Alma

@@ -337,6 +337,104 @@ pub(crate) fn parse_page(body: &[u8], spare: Spare) -> Result<RawPage, PageError
     Ok(page)
 }
 
+/// What the top of a page says about paging, read without its rows.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Head {
+    /// As [`RawPage::token`].
+    pub token: Option<String>,
+    /// As [`RawPage::is_finished`].
+    pub is_finished: Option<bool>,
+    /// A `Row` follows, so the full read has rows (or fails).
+    pub has_rows: bool,
+}
+
+/// Reads `ResumptionToken` and `IsFinished` up to the first `Row`, the
+/// way [`parse_page`] reads them, so that the pager can ask for the next
+/// page before parsing this one (both elements come before the rows).
+///
+/// `None` when it cannot be sure the full read will say the same: the
+/// body is not UTF-8 or not a report; a value holds anything but plain
+/// text (an entity, a comment, CDATA, an element), where the full read's
+/// handling is not mirrored here; or either name appears anywhere after
+/// the first `Row`, where only the full read would see it. A page that
+/// is later found malformed fails as a whole anyway.
+pub(crate) fn scan_head(body: &[u8]) -> Option<Head> {
+    let input = std::str::from_utf8(body).ok()?;
+    let mut reader = Reader::from_str(input);
+    let mut head = Head {
+        token: None,
+        is_finished: None,
+        has_rows: false,
+    };
+    let mut depth = 0usize;
+    loop {
+        match reader.read_event().ok()? {
+            Event::Start(element) => {
+                let name = element.local_name().into_inner();
+                if depth == 0 && name != "report" {
+                    return None;
+                }
+                match name {
+                    // Both consume their end tag: depth is unchanged.
+                    "ResumptionToken" => {
+                        let value = plain_text(&mut reader)?;
+                        let token = value.trim();
+                        if !token.is_empty() {
+                            head.token = Some(token.to_string());
+                        }
+                    }
+                    "IsFinished" => {
+                        let value = plain_text(&mut reader)?;
+                        head.is_finished = Some(match value.trim() {
+                            flag if flag.eq_ignore_ascii_case("true") => true,
+                            flag if flag.eq_ignore_ascii_case("false") => false,
+                            // The full read fails on it.
+                            _ => return None,
+                        });
+                    }
+                    "Row" => {
+                        head.has_rows = true;
+                        break;
+                    }
+                    _ => depth += 1,
+                }
+            }
+            Event::Empty(element) => {
+                if depth == 0 {
+                    return None;
+                }
+                if element.local_name().into_inner() == "Row" {
+                    head.has_rows = true;
+                    break;
+                }
+            }
+            Event::End(_) => depth = depth.saturating_sub(1),
+            Event::Eof => return Some(head),
+            _ => {}
+        }
+    }
+    let rest = usize::try_from(reader.buffer_position())
+        .ok()
+        .and_then(|position| input.get(position..))?;
+    if rest.contains("IsFinished") || rest.contains("ResumptionToken") {
+        return None;
+    }
+    Some(head)
+}
+
+/// The text of the element just opened, up to and including its end tag;
+/// `None` when anything but text comes first.
+fn plain_text(reader: &mut Reader<&[u8]>) -> Option<String> {
+    let mut value = String::new();
+    loop {
+        match reader.read_event().ok()? {
+            Event::Text(text) => value.push_str(&text.xml10_content()),
+            Event::End(_) => return Some(value),
+            _ => return None,
+        }
+    }
+}
+
 /// Reads `name="ColumnN"` and `saw-sql:columnHeading="..."` (any prefix)
 /// of an `xsd:element`.
 fn schema_heading(
@@ -519,5 +617,163 @@ mod tests {
         assert_eq!(column_number("Column"), None);
         assert_eq!(column_number("column1"), None);
         assert_eq!(column_number("Column99999999999999999999999"), None);
+    }
+
+    fn head(token: Option<&str>, is_finished: Option<bool>, has_rows: bool) -> Option<Head> {
+        Some(Head {
+            token: token.map(str::to_string),
+            is_finished,
+            has_rows,
+        })
+    }
+
+    #[test]
+    fn the_head_of_real_pages_is_read_without_their_rows() {
+        let fixture = |name: &str| {
+            let path = format!(
+                "{}/../../fixtures/alma/analytics/{name}",
+                env!("CARGO_MANIFEST_DIR")
+            );
+            std::fs::read(&path).unwrap()
+        };
+        assert_eq!(
+            scan_head(&fixture("fines_page1.xml")),
+            head(
+                Some("9672D715A8E2EB6BBA4C8B57B5C6EBC1AA40C0EB02D8D7F37C7D5C11D4C5E5C3"),
+                Some(false),
+                true
+            )
+        );
+        assert_eq!(
+            scan_head(&fixture("fines_page2.xml")),
+            head(None, Some(true), true)
+        );
+        assert_eq!(
+            scan_head(&fixture("still_preparing.xml")),
+            head(None, Some(false), false)
+        );
+        assert_eq!(
+            scan_head(&fixture("balances_missing_is_finished.xml")),
+            head(None, None, true)
+        );
+        // A middle page as Alma (and the simulation) sends it: no token.
+        assert_eq!(
+            scan_head(b"<report><QueryResult><IsFinished>false</IsFinished><ResultXml><rowset><Row><Column1>a</Column1></Row></rowset></ResultXml></QueryResult></report>"),
+            head(None, Some(false), true)
+        );
+    }
+
+    #[test]
+    fn the_head_is_undecided_when_the_full_read_could_differ() {
+        for body in [
+            // Either name again after the first row.
+            "<report><QueryResult><IsFinished>false</IsFinished><ResultXml><rowset><Row><Column1>a</Column1></Row></rowset></ResultXml><IsFinished>true</IsFinished></QueryResult></report>",
+            "<report><QueryResult><IsFinished>false</IsFinished><ResultXml><rowset><Row><IsFinished>true</IsFinished></Row></rowset></ResultXml></QueryResult></report>",
+            "<report><QueryResult><IsFinished>false</IsFinished><ResultXml><rowset><Row/><ResumptionToken>B</ResumptionToken></rowset></ResultXml></QueryResult></report>",
+            // Values this quick read does not follow.
+            "<report><QueryResult><IsFinished>tr<!-- -->ue</IsFinished><ResultXml><rowset><Row/></rowset></ResultXml></QueryResult></report>",
+            "<report><QueryResult><IsFinished>&#116;rue</IsFinished><ResultXml><rowset><Row/></rowset></ResultXml></QueryResult></report>",
+            "<report><QueryResult><IsFinished><![CDATA[true]]></IsFinished><ResultXml><rowset><Row/></rowset></ResultXml></QueryResult></report>",
+            "<report><QueryResult><IsFinished><b/>true</IsFinished><ResultXml><rowset><Row/></rowset></ResultXml></QueryResult></report>",
+            "<report><QueryResult><ResumptionToken>A&amp;B</ResumptionToken><IsFinished>false</IsFinished><ResultXml><rowset><Row/></rowset></ResultXml></QueryResult></report>",
+            "<report><QueryResult><IsFinished>maybe</IsFinished><ResultXml><rowset><Row/></rowset></ResultXml></QueryResult></report>",
+            // Not a report, not XML, not UTF-8.
+            "<html><IsFinished>false</IsFinished><Row/></html>",
+            "<report><QueryResult><IsFinished>false</Finished>",
+        ] {
+            assert_eq!(scan_head(body.as_bytes()), None, "{body}");
+        }
+        assert_eq!(scan_head(b"<report>\xff</report>"), None);
+    }
+
+    mod agreement {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Pieces of answers, ordinary and odd, put together at random.
+        fn header_piece() -> impl Strategy<Value = String> {
+            prop_oneof![
+                Just("<IsFinished>false</IsFinished>".to_string()),
+                Just("<IsFinished>true</IsFinished>".to_string()),
+                Just("<IsFinished>\n  FALSE \n</IsFinished>".to_string()),
+                Just("<IsFinished>True</IsFinished>".to_string()),
+                Just("<IsFinished/>".to_string()),
+                Just("<IsFinished></IsFinished>".to_string()),
+                Just("<IsFinished>fa<!-- x -->lse</IsFinished>".to_string()),
+                Just("<IsFinished><![CDATA[false]]></IsFinished>".to_string()),
+                Just("<IsFinished>&#102;alse</IsFinished>".to_string()),
+                Just("<IsFinished><x>true</x>false</IsFinished>".to_string()),
+                Just("<ResumptionToken> T1 </ResumptionToken>".to_string()),
+                Just("<ResumptionToken>T2</ResumptionToken>".to_string()),
+                Just("<ResumptionToken>  </ResumptionToken>".to_string()),
+                Just("<ResumptionToken/>".to_string()),
+                Just("<ResumptionToken>T&amp;3</ResumptionToken>".to_string()),
+                Just("<ResumptionToken>T<!-- c -->4</ResumptionToken>".to_string()),
+                Just("<rs:IsFinished xmlns:rs=\"urn:x\">true</rs:IsFinished>".to_string()),
+                Just("<!-- <IsFinished>true</IsFinished> -->".to_string()),
+                Just("<Other>IsFinished</Other>".to_string()),
+                Just("<Other><IsFinished>true</IsFinished></Other>".to_string()),
+            ]
+        }
+
+        fn row_piece() -> impl Strategy<Value = String> {
+            prop_oneof![
+                Just("<Row><Column0>0</Column0><Column1>a</Column1></Row>".to_string()),
+                Just("<Row/>".to_string()),
+                Just("<rs:Row xmlns:rs=\"urn:x\"><rs:Column1>b</rs:Column1></rs:Row>".to_string()),
+                Just("<Row><IsFinished>true</IsFinished></Row>".to_string()),
+                Just("<Row><ResumptionToken>R</ResumptionToken></Row>".to_string()),
+                Just("<Row><Column1>IsFinished &lt;true&gt;</Column1></Row>".to_string()),
+                Just("<Row><Row><Column1>c</Column1></Row></Row>".to_string()),
+                Just("<IsFinished>true</IsFinished>".to_string()),
+                Just("<ResumptionToken>Z</ResumptionToken>".to_string()),
+                Just(
+                    "<xsd:schema xmlns:xsd=\"urn:s\"><xsd:complexType name=\"Row\"/></xsd:schema>"
+                        .to_string()
+                ),
+            ]
+        }
+
+        fn body() -> impl Strategy<Value = String> {
+            (
+                prop::collection::vec(header_piece(), 0..4),
+                prop::collection::vec(row_piece(), 0..4),
+                prop::collection::vec(header_piece(), 0..2),
+                prop::option::of(any::<prop::sample::Index>()),
+                prop::bool::weighted(0.05),
+            )
+                .prop_map(|(header, rows, trailer, cut, wrong_root)| {
+                    let root = if wrong_root { "html" } else { "report" };
+                    let body = format!(
+                        "<?xml version=\"1.0\"?>\n<{root}><QueryResult>{}<ResultXml><rowset>{}</rowset></ResultXml>{}</QueryResult></{root}>",
+                        header.concat(),
+                        rows.concat(),
+                        trailer.concat()
+                    );
+                    // Every piece is ASCII: any byte is a cut point.
+                    match cut {
+                        Some(index) => body[..index.index(body.len() + 1)].to_string(),
+                        None => body,
+                    }
+                })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            /// Whatever the quick read decides, the full read of the same
+            /// page either fails or says the same: the pager asks for the
+            /// next page on the quick read's word.
+            #[test]
+            fn the_quick_read_never_contradicts_the_full_read(body in body()) {
+                if let Some(head) = scan_head(body.as_bytes())
+                    && let Ok(page) = parse_page(body.as_bytes())
+                {
+                    prop_assert_eq!(&page.token, &head.token, "{}", body);
+                    prop_assert_eq!(page.is_finished, head.is_finished, "{}", body);
+                    prop_assert_eq!(!page.rows.is_empty(), head.has_rows, "{}", body);
+                }
+            }
+        }
     }
 }

@@ -2,18 +2,19 @@
 //! Analytics reports against a mock Alma: paging, headings, typed rows and
 //! every bad day of ALMA-API.md.
 
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use alma_analytics::{
-    Analytics, BalanceColumns, BalanceRow, FineColumns, Page, ReportError, ReportRequest,
-    TransactionColumns,
+    Analytics, AnalyticsOptions, BalanceColumns, BalanceRow, FineColumns, Page, ReportError,
+    ReportRequest, TransactionColumns,
 };
 use alma_api::{AlmaClient, AlmaConfig, AlmaError, ApiKey, RetryPolicy};
 use chrono::{NaiveDate, NaiveDateTime};
 use sync_core::Money;
 use sync_core::records::{AlmaTxnId, AlmaTxnType, FeeType, FineId, LoanId, PatronId};
 use wiremock::matchers::{header, method, path, query_param, query_param_is_missing};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 const KEY: &str = "l8xx-ANALYTICS-KEY-51c2";
 const REPORTS: &str = "/almaws/v1/analytics/reports";
@@ -75,7 +76,12 @@ async fn first_page(
 }
 
 /// Mounts the answer to a request that continues with `token`.
-async fn next_page(server: &MockServer, token: &str, response: ResponseTemplate, times: u64) {
+async fn next_page(
+    server: &MockServer,
+    token: &str,
+    response: ResponseTemplate,
+    times: impl Into<wiremock::Times>,
+) {
     Mock::given(method("GET"))
         .and(path(REPORTS))
         .and(query_param("token", token))
@@ -431,11 +437,13 @@ async fn an_error_from_the_page_callback_stops_the_fetch() {
         1,
     )
     .await;
+    // Page 2 may have been asked for ahead while page 1 was handled (and
+    // is then cancelled), never anything after it.
     next_page(
         &server,
         FINES_TOKEN,
         xml(200, fixture("analytics/fines_page2.xml")),
-        0,
+        0..=1,
     )
     .await;
     let request = ReportRequest::new(FINES_PATH);
@@ -816,7 +824,8 @@ async fn an_unknown_transaction_type_names_its_column() {
             200,
             fixture("analytics/transactions_page2_repeats_token_and_schema.xml"),
         ),
-        0,
+        // Asked for ahead while page 1 was read, at most.
+        0..=1,
     )
     .await;
     let error = analytics(&server)
@@ -893,5 +902,589 @@ async fn a_missing_is_finished_without_rows_is_not_finished() {
             }
         ),
         "{error:?}"
+    );
+}
+
+// ---------------------------------------------------------------------
+// Asking for the next page while the current one is read: exact request
+// counts and order against a scripted Alma whose token, like Alma's, is
+// the same on every page (so only the order of requests tells pages
+// apart).
+
+const TOKEN: &str = "0F1E2D3C4B5A69788796A5B4C3D2E1F0";
+
+/// What happened, in order: requests as the mock received them (1-based)
+/// and the page callback's start and end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    Asked(usize),
+    PageStart(usize),
+    PageEnd(usize),
+}
+
+#[derive(Clone, Default)]
+struct Log(Arc<(Mutex<Vec<Step>>, Condvar)>);
+
+impl Log {
+    fn push(&self, step: Step) {
+        self.0.0.lock().unwrap().push(step);
+        self.0.1.notify_all();
+    }
+
+    /// Records a request; its number.
+    fn ask(&self) -> usize {
+        let mut steps = self.0.0.lock().unwrap();
+        let number = 1 + steps
+            .iter()
+            .filter(|step| matches!(step, Step::Asked(_)))
+            .count();
+        steps.push(Step::Asked(number));
+        self.0.1.notify_all();
+        number
+    }
+
+    fn steps(&self) -> Vec<Step> {
+        self.0.0.lock().unwrap().clone()
+    }
+
+    fn asked(&self) -> usize {
+        self.steps()
+            .iter()
+            .filter(|step| matches!(step, Step::Asked(_)))
+            .count()
+    }
+
+    /// Waits until more than `than` requests were received, at most
+    /// `within`. Blocks the thread: the page callback is synchronous.
+    fn wait_for_asks(&self, than: usize, within: Duration) -> bool {
+        let deadline = std::time::Instant::now() + within;
+        let mut steps = self.0.0.lock().unwrap();
+        loop {
+            let asked = steps
+                .iter()
+                .filter(|step| matches!(step, Step::Asked(_)))
+                .count();
+            if asked > than {
+                return true;
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            steps = self.0.1.wait_timeout(steps, deadline - now).unwrap().0;
+        }
+    }
+
+    fn index(&self, step: Step) -> usize {
+        self.steps()
+            .iter()
+            .position(|seen| *seen == step)
+            .unwrap_or_else(|| panic!("{step:?} never happened: {:?}", self.steps()))
+    }
+}
+
+/// Alma answering one report: the n-th request gets the n-th answer;
+/// past the script, 420033 as Alma answers a finished token.
+struct Script {
+    answers: Vec<ResponseTemplate>,
+    log: Log,
+    /// Held by the test to keep the server from answering one request
+    /// (by its number) until released.
+    gate: Option<(usize, Gate)>,
+}
+
+/// Shut until opened by the test.
+#[derive(Clone, Default)]
+struct Gate(Arc<(Mutex<bool>, Condvar)>);
+
+impl Gate {
+    fn open(&self) {
+        *self.0.0.lock().unwrap() = true;
+        self.0.1.notify_all();
+    }
+
+    /// Blocks the mock's thread until opened (at most 20 s, so that a
+    /// failing test still ends).
+    fn pass(&self) {
+        let open = self.0.0.lock().unwrap();
+        let _ = self
+            .0
+            .1
+            .wait_timeout_while(open, Duration::from_secs(20), |open| !*open)
+            .unwrap();
+    }
+}
+
+impl Respond for Script {
+    fn respond(&self, _request: &Request) -> ResponseTemplate {
+        let number = self.log.ask();
+        if let Some((gated, gate)) = &self.gate
+            && *gated == number
+        {
+            gate.pass();
+        }
+        self.answers
+            .get(number - 1)
+            .cloned()
+            .unwrap_or_else(|| xml(400, fixture("errors/no_more_rows.xml")))
+    }
+}
+
+async fn scripted(answers: Vec<ResponseTemplate>, log: &Log) -> MockServer {
+    scripted_with_gate(answers, log, None).await
+}
+
+async fn scripted_with_gate(
+    answers: Vec<ResponseTemplate>,
+    log: &Log,
+    gate: Option<(usize, Gate)>,
+) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(REPORTS))
+        .respond_with(Script {
+            answers,
+            log: log.clone(),
+            gate,
+        })
+        .mount(&server)
+        .await;
+    server
+}
+
+/// A page of All User Balances: the schema on the first page only, the
+/// token where given, `IsFinished` where given.
+fn balance_page(
+    first: bool,
+    token: Option<&str>,
+    finished: Option<bool>,
+    rows: &[(&str, &str)],
+) -> ResponseTemplate {
+    let mut body =
+        String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<report><QueryResult>");
+    if let Some(token) = token {
+        body.push_str(&format!("<ResumptionToken>{token}</ResumptionToken>"));
+    }
+    if let Some(finished) = finished {
+        body.push_str(&format!("<IsFinished>{finished}</IsFinished>"));
+    }
+    body.push_str("<ResultXml><rowset xmlns=\"urn:schemas-microsoft-com:xml-analysis:rowset\">");
+    if first {
+        body.push_str("<xsd:schema xmlns:xsd=\"http://www.w3.org/2001/XMLSchema\" xmlns:saw-sql=\"urn:saw-sql\"><xsd:complexType name=\"Row\"><xsd:sequence><xsd:element name=\"Column0\" saw-sql:columnHeading=\"0\"/><xsd:element name=\"Column1\" saw-sql:columnHeading=\"Primary Identifier\"/><xsd:element name=\"Column2\" saw-sql:columnHeading=\" Remaining Amount\"/></xsd:sequence></xsd:complexType></xsd:schema>");
+    }
+    for (patron, amount) in rows {
+        body.push_str(&format!(
+            "<Row><Column0>0</Column0><Column1>{patron}</Column1><Column2>{amount}</Column2></Row>"
+        ));
+    }
+    body.push_str("</rowset></ResultXml></QueryResult></report>\n");
+    xml(200, body)
+}
+
+fn still_preparing() -> ResponseTemplate {
+    xml(200, fixture("analytics/still_preparing.xml"))
+}
+
+/// The query of each request received, in order: `path` for the first
+/// request of the report, `token` for the others.
+async fn asked(server: &MockServer) -> Vec<&'static str> {
+    server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|request| {
+            let pairs: Vec<(String, String)> = request.url.query_pairs().into_owned().collect();
+            match pairs.iter().find(|(name, _)| name == "token") {
+                Some((_, token)) if token == TOKEN => "token",
+                Some(_) => "another token",
+                None if pairs
+                    .iter()
+                    .any(|(name, value)| name == "path" && value == BAL_PATH) =>
+                {
+                    "path"
+                }
+                None => "neither",
+            }
+        })
+        .collect()
+}
+
+/// Fetches the balances report, recording each page in `log`. Each page
+/// callback lingers until one more request came (the one asked ahead),
+/// at most `linger`: a request wrongly asked ahead of the last page has
+/// time to reach the mock before the fetch returns and cancels it.
+async fn fetch_logged(
+    analytics: &Analytics,
+    log: &Log,
+    linger: Duration,
+) -> (
+    Result<(usize, usize), ReportError>,
+    Vec<(usize, Vec<String>)>,
+) {
+    let request = ReportRequest::new(BAL_PATH).name("All User Balances");
+    let mut pages = Vec::new();
+    let fetched = analytics
+        .fetch_report(&request, |page| {
+            log.push(Step::PageStart(page.number));
+            let patrons = page
+                .rows
+                .iter()
+                .map(|row| row.get("Primary Identifier").unwrap_or("-").to_string())
+                .collect();
+            pages.push((page.number, patrons));
+            log.wait_for_asks(log.asked(), linger);
+            log.push(Step::PageEnd(page.number));
+            Ok(())
+        })
+        .await
+        .map(|summary| (summary.pages, summary.rows));
+    (fetched, pages)
+}
+
+const LINGER: Duration = Duration::from_millis(300);
+
+fn patrons(ids: &[&str]) -> Vec<String> {
+    ids.iter().map(|id| id.to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_three_page_report_makes_exactly_three_requests() {
+    let log = Log::default();
+    let server = scripted(
+        vec![
+            balance_page(
+                true,
+                Some(TOKEN),
+                Some(false),
+                &[("p1", "1.00"), ("p2", "2.00")],
+            ),
+            balance_page(false, None, Some(false), &[("p3", "3.00"), ("p4", "4.00")]),
+            balance_page(false, None, Some(true), &[("p5", "5.00")]),
+        ],
+        &log,
+    )
+    .await;
+    let (fetched, pages) = fetch_logged(&analytics(&server), &log, LINGER).await;
+    assert_eq!(fetched.unwrap(), (3, 5));
+    assert_eq!(
+        pages,
+        vec![
+            (1, patrons(&["p1", "p2"])),
+            (2, patrons(&["p3", "p4"])),
+            (3, patrons(&["p5"])),
+        ]
+    );
+    assert_eq!(asked(&server).await, vec!["path", "token", "token"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_last_page_that_repeats_the_token_gets_no_request_after_it() {
+    let log = Log::default();
+    let server = scripted(
+        vec![
+            balance_page(true, Some(TOKEN), Some(false), &[("p1", "1.00")]),
+            balance_page(true, Some(TOKEN), Some(true), &[("p2", "2.00")]),
+        ],
+        &log,
+    )
+    .await;
+    let (fetched, _) = fetch_logged(&analytics(&server), &log, LINGER).await;
+    assert_eq!(fetched.unwrap(), (2, 2));
+    assert_eq!(asked(&server).await, vec!["path", "token"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_with_rows_and_no_is_finished_is_the_last_even_with_a_token() {
+    let log = Log::default();
+    let server = scripted(
+        vec![balance_page(true, Some(TOKEN), None, &[("p1", "1.00")])],
+        &log,
+    )
+    .await;
+    let (fetched, _) = fetch_logged(&analytics(&server), &log, LINGER).await;
+    assert_eq!(fetched.unwrap(), (1, 1));
+    assert_eq!(asked(&server).await, vec!["path"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_still_preparing_first_page_is_asked_again_and_not_passed() {
+    let log = Log::default();
+    let server = scripted(
+        vec![
+            still_preparing(),
+            still_preparing(),
+            balance_page(true, Some(TOKEN), Some(false), &[("p1", "1.00")]),
+            balance_page(false, None, Some(true), &[("p2", "2.00")]),
+        ],
+        &log,
+    )
+    .await;
+    let (fetched, pages) = fetch_logged(&analytics(&server), &log, LINGER).await;
+    assert_eq!(fetched.unwrap(), (2, 2));
+    assert_eq!(pages, vec![(1, patrons(&["p1"])), (2, patrons(&["p2"]))]);
+    assert_eq!(asked(&server).await, vec!["path", "path", "path", "token"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_still_preparing_middle_page_is_asked_again_and_not_passed() {
+    let log = Log::default();
+    let server = scripted(
+        vec![
+            balance_page(true, Some(TOKEN), Some(false), &[("p1", "1.00")]),
+            // The answer to the request asked ahead of page 1's reading.
+            still_preparing(),
+            still_preparing(),
+            balance_page(false, None, Some(false), &[("p2", "2.00")]),
+            balance_page(false, None, Some(true), &[("p3", "3.00")]),
+        ],
+        &log,
+    )
+    .await;
+    let (fetched, pages) = fetch_logged(&analytics(&server), &log, LINGER).await;
+    assert_eq!(fetched.unwrap(), (3, 3));
+    assert_eq!(
+        pages,
+        vec![
+            (1, patrons(&["p1"])),
+            (2, patrons(&["p2"])),
+            (3, patrons(&["p3"]))
+        ]
+    );
+    assert_eq!(
+        asked(&server).await,
+        vec!["path", "token", "token", "token", "token"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_still_preparing_after_every_try_is_not_asked_past() {
+    let log = Log::default();
+    let server = scripted(
+        vec![
+            balance_page(true, Some(TOKEN), Some(false), &[("p1", "1.00")]),
+            still_preparing(),
+            still_preparing(),
+            still_preparing(),
+            balance_page(false, None, Some(true), &[("p2", "2.00")]),
+        ],
+        &log,
+    )
+    .await;
+    let (fetched, _) = fetch_logged(&analytics(&server), &log, LINGER).await;
+    assert!(
+        matches!(
+            fetched,
+            Err(ReportError::NotReady {
+                page: 2,
+                attempts: 3,
+                ..
+            })
+        ),
+        "{fetched:?}"
+    );
+    assert_eq!(
+        asked(&server).await,
+        vec!["path", "token", "token", "token"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_500_on_page_3_fails_the_report_as_page_3_and_gives_no_rows() {
+    let log = Log::default();
+    let failure = || xml(500, fixture("errors/internal_server_error.json"));
+    let server = scripted(
+        vec![
+            balance_page(true, Some(TOKEN), Some(false), &[("1000123456", "1.00")]),
+            balance_page(false, None, Some(false), &[("1000765432", "2.00")]),
+            // The client's three tries.
+            failure(),
+            failure(),
+            failure(),
+            balance_page(false, None, Some(true), &[("1000999999", "3.00")]),
+        ],
+        &log,
+    )
+    .await;
+    let error = analytics(&server)
+        .all_balances(BAL_PATH, &BalanceColumns::default())
+        .await
+        .unwrap_err();
+    let ReportError::Alma {
+        report,
+        page,
+        source,
+    } = &error
+    else {
+        panic!("{error:?}")
+    };
+    assert_eq!((report.as_str(), *page), ("All User Balances", 3));
+    let AlmaError::Other(fault) = source.as_ref() else {
+        panic!("{source:?}")
+    };
+    assert_eq!(
+        (fault.status, fault.code.as_str()),
+        (500, "INTERNAL_SERVER_ERROR")
+    );
+    // Nothing is asked after the failed page, even later.
+    tokio::time::sleep(LINGER).await;
+    assert_eq!(
+        asked(&server).await,
+        vec!["path", "token", "token", "token", "token"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_pages_also_bounds_the_request_ahead() {
+    let log = Log::default();
+    let server = scripted(
+        vec![
+            balance_page(true, Some(TOKEN), Some(false), &[("p1", "1.00")]),
+            balance_page(false, None, Some(false), &[("p2", "2.00")]),
+            balance_page(false, None, Some(true), &[("p3", "3.00")]),
+        ],
+        &log,
+    )
+    .await;
+    let mut analytics = analytics(&server);
+    analytics = Analytics::with_options(
+        analytics.client().clone(),
+        AnalyticsOptions { max_pages: 2 },
+    );
+    let (fetched, _) = fetch_logged(&analytics, &log, LINGER).await;
+    assert!(
+        matches!(fetched, Err(ReportError::TooManyPages { pages: 2, .. })),
+        "{fetched:?}"
+    );
+    assert_eq!(asked(&server).await, vec!["path", "token"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_page_is_asked_for_while_the_current_one_is_handled() {
+    let log = Log::default();
+    let server = scripted(
+        vec![
+            balance_page(true, Some(TOKEN), Some(false), &[("p1", "1.00")]),
+            balance_page(false, None, Some(false), &[("p2", "2.00")]),
+            balance_page(false, None, Some(false), &[("p3", "3.00")]),
+            balance_page(false, None, Some(true), &[("p4", "4.00")]),
+        ],
+        &log,
+    )
+    .await;
+    let request = ReportRequest::new(BAL_PATH);
+    let summary = analytics(&server)
+        .fetch_report(&request, |page| {
+            log.push(Step::PageStart(page.number));
+            // Pages 1 to 3 are not the last: the request for the next one
+            // must arrive while this one is still being handled. Without
+            // the request ahead, this gives up after the bound and the
+            // order below is wrong.
+            if page.number < 4 {
+                log.wait_for_asks(page.number, Duration::from_secs(10));
+            }
+            log.push(Step::PageEnd(page.number));
+            Ok(())
+        })
+        .await
+        .unwrap();
+    assert_eq!((summary.pages, summary.rows), (4, 4));
+    for number in 1..4 {
+        assert!(
+            log.index(Step::Asked(number + 1)) < log.index(Step::PageEnd(number)),
+            "page {} was not asked for while page {number} was handled: {:?}",
+            number + 1,
+            log.steps()
+        );
+    }
+    // One request ahead at most: page N + 2 only after page N is done.
+    for number in 1..3 {
+        assert!(
+            log.index(Step::PageEnd(number)) < log.index(Step::Asked(number + 2)),
+            "two requests ahead of page {number}: {:?}",
+            log.steps()
+        );
+    }
+    assert_eq!(
+        asked(&server).await,
+        vec!["path", "token", "token", "token"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_error_from_the_page_callback_cancels_the_request_ahead_without_waiting() {
+    let log = Log::default();
+    // The mock holds its answer to request 2 (page 2, asked ahead) until
+    // released: the fetch must return while that request is unanswered.
+    let gate = Gate::default();
+    let server = scripted_with_gate(
+        vec![
+            balance_page(true, Some(TOKEN), Some(false), &[("p1", "1.00")]),
+            // A 500 would be retried by a request still running.
+            xml(500, fixture("errors/internal_server_error.json")),
+            xml(500, fixture("errors/internal_server_error.json")),
+            balance_page(false, None, Some(true), &[("p2", "2.00")]),
+        ],
+        &log,
+        Some((2, gate.clone())),
+    )
+    .await;
+    let request = ReportRequest::new(BAL_PATH);
+    let error = analytics(&server)
+        .fetch_report(&request, |page| {
+            log.push(Step::PageStart(page.number));
+            assert!(
+                log.wait_for_asks(1, Duration::from_secs(10)),
+                "page 2 was not asked for ahead"
+            );
+            Err(ReportError::TooManyPages {
+                report: "stop".into(),
+                pages: page.number,
+            })
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, ReportError::TooManyPages { pages: 1, .. }),
+        "{error:?}"
+    );
+    gate.open();
+    // A request left running would now get its 500 and try again.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(asked(&server).await, vec!["path", "token"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_that_fails_to_parse_cancels_the_request_ahead() {
+    let log = Log::default();
+    // Page 1 says, at its top, that rows and more pages follow, and is
+    // then cut off inside a row.
+    let page1 = format!(
+        "<report><QueryResult><ResumptionToken>{TOKEN}</ResumptionToken><IsFinished>false</IsFinished><ResultXml><rowset><Row><Column1>p1</Column1><Column2>1.0"
+    );
+    let server = scripted(
+        vec![
+            xml(200, page1),
+            // Slow, so that the request is cancelled before its answer,
+            // which a request left running would retry.
+            xml(500, fixture("errors/internal_server_error.json"))
+                .set_delay(Duration::from_millis(200)),
+            xml(500, fixture("errors/internal_server_error.json")),
+            balance_page(false, None, Some(true), &[("p2", "2.00")]),
+        ],
+        &log,
+    )
+    .await;
+    let (fetched, pages) = fetch_logged(&analytics(&server), &log, LINGER).await;
+    assert!(
+        matches!(fetched, Err(ReportError::Malformed { page: 1, .. })),
+        "{fetched:?}"
+    );
+    assert!(pages.is_empty());
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let asked = asked(&server).await;
+    assert!(
+        asked == vec!["path"] || asked == vec!["path", "token"],
+        "{asked:?}"
     );
 }
