@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use alma_api::{AlmaClient, AlmaConfig, ApiKey, RetryPolicy};
@@ -28,7 +29,7 @@ use sync_stages::payments::{
 };
 use tempfile::TempDir;
 use wiremock::matchers::{method, path, query_param};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{Mock, MockServer, Respond, ResponseTemplate};
 
 const P1: &str = "1000000001";
 const P2: &str = "1000000002";
@@ -1251,9 +1252,15 @@ async fn rows_are_worked_concurrently() {
         csv.push_str(&format!("{P1},2024-05-01,{id},5.00,5.00,LIBFINE,Fine\n"));
     }
     env.put_file("ASUSASF_LIBRARY_REPORT_DTRANGE_big.csv", &csv, 0);
+    // Each answer is held back `slow`: worked one after another, no GET
+    // could arrive while an earlier one is still unanswered.
     let slow = Duration::from_millis(200);
+    let get_times = Arc::new(Mutex::new(Vec::new()));
     Mock::given(method("GET"))
-        .respond_with(json(200, fee_json("x", P1, "ACTIVE", "5.00", "")).set_delay(slow))
+        .respond_with(RecordArrival {
+            arrivals: Arc::clone(&get_times),
+            answer: json(200, fee_json("x", P1, "ACTIVE", "5.00", "")).set_delay(slow),
+        })
         .mount(&env.server)
         .await;
     Mock::given(method("POST"))
@@ -1264,12 +1271,25 @@ async fn rows_are_worked_concurrently() {
     let mut config = env.config("2024-05-03");
     config.concurrency = NonZeroUsize::new(20);
 
-    let started = Instant::now();
     let (_, outcome) = env.run_with(&config, RUN1).await.unwrap();
-    let elapsed = started.elapsed();
 
+    let arrivals = get_times.lock().unwrap().clone();
+    assert_eq!(arrivals.len(), 40);
+    let most_unanswered = arrivals
+        .iter()
+        .map(|&start| {
+            arrivals
+                .iter()
+                .filter(|&&other| other >= start && other < start + slow)
+                .count()
+        })
+        .max()
+        .unwrap_or(0);
+    assert!(
+        most_unanswered >= 2,
+        "GETs were sent one at a time (at most {most_unanswered} unanswered at once)"
+    );
     assert_eq!(outcome.paid.len(), 40);
-    assert!(elapsed < Duration::from_secs(4), "took {elapsed:?}");
     let lines: Vec<u64> = outcome.paid.iter().map(|paid| paid.row.line).collect();
     assert_eq!(
         lines,
@@ -1279,6 +1299,21 @@ async fn rows_are_worked_concurrently() {
     let records = env.records().await;
     assert_eq!(records.len(), 40);
     assert!(records.iter().all(|r| r.outcome == PaymentOutcome::Paid));
+}
+
+/// Answers with `answer`, noting when each request arrived.
+struct RecordArrival {
+    arrivals: Arc<Mutex<Vec<Instant>>>,
+    answer: ResponseTemplate,
+}
+
+impl Respond for RecordArrival {
+    fn respond(&self, _: &wiremock::Request) -> ResponseTemplate {
+        if let Ok(mut arrivals) = self.arrivals.lock() {
+            arrivals.push(Instant::now());
+        }
+        self.answer.clone()
+    }
 }
 
 /// Two payments on one fine go one after the other: the second reads the
