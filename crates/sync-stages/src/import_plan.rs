@@ -8,7 +8,7 @@
 //! import twice plans nothing the second time: merging is idempotent, so
 //! an overlapping since-date costs API calls and nothing else.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 
 use chrono::{DateTime, Utc};
@@ -211,7 +211,11 @@ pub fn plan_import(
     merge.patrons(balances);
     // Room for every ledger the merge can add, taken once: grown by
     // doubling, a copy of 200,000 ledgers would be made at the peak.
-    merge.ledgers.reserve_exact(fines.len());
+    let unknown_fines = fines
+        .iter()
+        .filter(|fine| !merge.position.contains_key(&fine.id))
+        .count();
+    merge.ledgers.reserve_exact(unknown_fines);
     // Credit fines are few: taken out in place rather than partitioning
     // the report into two new vectors.
     let mut fines = fines;
@@ -259,8 +263,12 @@ struct Merge<'a> {
     credit_sources: BTreeSet<FineId>,
     /// The stored payment records, by the fine they were matched to.
     payment_records: BTreeMap<FineId, Vec<PaymentRecord>>,
-    /// The stored ledgers, as they were.
-    original: BTreeMap<FineId, FineLedger>,
+    /// The fines whose ledgers the store holds.
+    stored: HashSet<FineId>,
+    /// Stored ledgers as they were before the merge first changed them
+    /// (see [`keep_before_image`]): a full re-import holds every stored
+    /// ledger, and a copy of each to compare with would double that.
+    before: HashMap<FineId, FineLedger>,
     /// The working copy: the stored ledgers and the new fines, merged. A
     /// vector rather than a map: at 200,000 ledgers a map's half-full
     /// nodes cost twice the ledgers' own size, and the new ones become
@@ -281,11 +289,14 @@ impl<'a> Merge<'a> {
             credit_sources,
             payment_records,
         } = known;
-        let original: BTreeMap<FineId, FineLedger> = ledgers
-            .into_iter()
-            .map(|ledger| (ledger.fine.id.clone(), ledger))
+        let mut ledgers = ledgers;
+        ledgers.sort_unstable_by(|a, b| a.fine.id.cmp(&b.fine.id));
+        // A fine on a credit's loan may also be one the reports mention.
+        ledgers.dedup_by(|a, b| a.fine.id == b.fine.id);
+        let stored = ledgers
+            .iter()
+            .map(|ledger| ledger.fine.id.clone())
             .collect();
-        let ledgers: Vec<FineLedger> = original.values().cloned().collect();
         let position = ledgers
             .iter()
             .enumerate()
@@ -303,7 +314,8 @@ impl<'a> Merge<'a> {
             known_patrons: patrons,
             credit_sources,
             payment_records: records_of_fine,
-            original,
+            stored,
+            before: HashMap::new(),
             ledgers,
             position,
             patrons: Vec::new(),
@@ -323,8 +335,19 @@ impl<'a> Merge<'a> {
         self.settings.ignored_fines.contains(id)
     }
 
-    fn ledger_mut(&mut self, id: &FineId) -> Option<&mut FineLedger> {
-        working_ledger(&self.position, &mut self.ledgers, id)
+    /// A fine's working ledger, to be changed.
+    fn edit_ledger(&mut self, id: &FineId) -> Option<&mut FineLedger> {
+        let ledger = working_ledger(&self.position, &mut self.ledgers, id)?;
+        keep_before_image(&self.stored, &mut self.before, ledger);
+        Some(ledger)
+    }
+
+    /// A stored ledger as the store holds it, whatever the merge changed.
+    fn stored_ledger(&self, id: &FineId) -> Option<&FineLedger> {
+        if !self.stored.contains(id) {
+            return None;
+        }
+        self.before.get(id).or_else(|| self.ledger(id))
     }
 
     fn ledger(&self, id: &FineId) -> Option<&FineLedger> {
@@ -439,6 +462,7 @@ impl<'a> Merge<'a> {
             if updated == ledger.fine {
                 self.counts.fines_unchanged += 1;
             } else {
+                keep_before_image(&self.stored, &mut self.before, ledger);
                 ledger.fine = updated;
                 self.counts.fines_updated += 1;
             }
@@ -503,7 +527,7 @@ impl<'a> Merge<'a> {
                         self.counts.credits_applied += 1;
                     }
                     for share in shares {
-                        if let Some(target) = self.ledger_mut(&share.fine_id) {
+                        if let Some(target) = self.edit_ledger(&share.fine_id) {
                             target.alma.push(AlmaTransaction {
                                 id: None,
                                 fine_id: share.fine_id.clone(),
@@ -541,7 +565,7 @@ impl<'a> Merge<'a> {
     ) -> BTreeSet<usize> {
         let mut late_openings = BTreeSet::new();
         for (fine_id, indexes) in rows_of_fine {
-            let Some(ledger) = self.original.get(fine_id) else {
+            let Some(ledger) = self.stored_ledger(fine_id) else {
                 continue;
             };
             let synthetic_opening = ledger
@@ -599,13 +623,15 @@ impl<'a> Merge<'a> {
                 self.counts.transactions_unchanged += 1;
                 continue;
             }
-            match ledger.alma.iter_mut().find(|t| t.has_key(row.id.as_str())) {
-                Some(existing) if existing.note != row.note => {
-                    existing.note = row.note;
+            match ledger.alma.iter().position(|t| t.has_key(row.id.as_str())) {
+                Some(known) if ledger.alma[known].note != row.note => {
+                    keep_before_image(&self.stored, &mut self.before, ledger);
+                    ledger.alma[known].note = row.note;
                     self.counts.transactions_updated += 1;
                 }
                 Some(_) => self.counts.transactions_unchanged += 1,
                 None => {
+                    keep_before_image(&self.stored, &mut self.before, ledger);
                     if ledger.alma.len() == ledger.alma.capacity() {
                         // A new fine's rows: room for all of them at once.
                         let expected = expected_rows.get(&row.fine_id).copied().unwrap_or(0);
@@ -662,6 +688,7 @@ impl<'a> Merge<'a> {
                         self.counts.payments_left_pending += 1;
                     }
                     PaymentHandling::ApplyToLedger | PaymentHandling::ApplyAndReportDesk => {
+                        keep_before_image(&self.stored, &mut self.before, ledger);
                         let owed: Vec<LineOwed> = line_states(&ledger.lines, &ledger.bursar)
                             .into_iter()
                             .map(|line| LineOwed {
@@ -704,26 +731,21 @@ impl<'a> Merge<'a> {
     /// moved out of the working copy.
     fn finish(self) -> ImportPlan {
         let Merge {
-            original,
+            stored,
+            mut before,
             ledgers: mut new_ledgers,
             patrons,
             counts,
             problems,
             ..
         } = self;
-        let known: Vec<FineLedger> = new_ledgers
-            .extract_if(.., |ledger| original.contains_key(&ledger.fine.id))
-            .collect();
-        // What is left is new to the store: its records go whole, in the
-        // vector they were merged in.
-        new_ledgers.shrink_to_fit();
         let mut changes = ChangeSet {
             patrons,
-            new_ledgers,
             ..ChangeSet::default()
         };
-        for ledger in known {
-            let Some(before) = original.get(&ledger.fine.id) else {
+        for ledger in new_ledgers.extract_if(.., |ledger| stored.contains(&ledger.fine.id)) {
+            // A stored ledger the merge never changed has nothing to write.
+            let Some(before) = before.remove(&ledger.fine.id) else {
                 continue;
             };
             let FineLedger {
@@ -754,11 +776,27 @@ impl<'a> Merge<'a> {
                         != Some(t)
                 }));
         }
+        // What is left is new to the store: its records go whole, in the
+        // vector they were merged in.
+        new_ledgers.shrink_to_fit();
+        changes.new_ledgers = new_ledgers;
         ImportPlan {
             changes,
             counts,
             problems,
         }
+    }
+}
+
+/// Keeps a stored ledger's before-image, once, ahead of its first change:
+/// `finish` writes what differs from it. New ledgers are written whole.
+fn keep_before_image(
+    stored: &HashSet<FineId>,
+    before: &mut HashMap<FineId, FineLedger>,
+    ledger: &FineLedger,
+) {
+    if stored.contains(&ledger.fine.id) && !before.contains_key(&ledger.fine.id) {
+        before.insert(ledger.fine.id.clone(), ledger.clone());
     }
 }
 

@@ -258,6 +258,39 @@ fn an_unchanged_known_fine_plans_nothing() {
     assert_eq!(count(&plan, "patrons_unchanged"), 1);
 }
 
+/// Of two stored fines, the one whose transaction note Alma changed
+/// writes exactly that transaction and a new one; the other writes nothing.
+#[test]
+fn only_what_changed_in_a_stored_ledger_is_written() {
+    let changed = fine("F1", FeeType::OverdueFine, 1500);
+    let untouched = fine("F2", FeeType::OverdueFine, 700);
+    let mut reported_row = row("T1", "F1", AlmaTxnType::Fine, 1500, "2024-12-01T10:00:00");
+    let mut stored_ledger = billed_ledger(&changed);
+    stored_ledger.alma = vec![reported_row.to_pending()];
+    stored_ledger.alma[0].pending = false;
+    reported_row.note = Some("fine note edited in Alma".into());
+    let waive = row("T2", "F1", AlmaTxnType::Waive, 500, "2024-12-05T09:00:00");
+    let known = KnownState {
+        ledgers: vec![stored_ledger.clone(), billed_ledger(&untouched)],
+        ..KnownState::default()
+    };
+    let reports = Reports {
+        fines: vec![changed.clone(), untouched.clone()],
+        transactions: vec![reported_row.clone(), waive.clone()],
+        balances: vec![],
+    };
+    let plan = plan(&reports, &known);
+    let mut noted = stored_ledger.alma[0].clone();
+    noted.note = Some("fine note edited in Alma".into());
+    assert_eq!(plan.changes.alma_transactions, vec![noted, waive.to_pending()]);
+    assert!(plan.changes.fines.is_empty());
+    assert!(plan.changes.account_lines.is_empty());
+    assert!(plan.changes.bursar_transactions.is_empty());
+    assert_eq!(count(&plan, "transactions_updated"), 1);
+    assert_eq!(count(&plan, "transactions_new"), 1);
+    assert_eq!(count(&plan, "fines_unchanged"), 2);
+}
+
 #[test]
 fn a_credit_on_a_loan_shared_by_two_fines_is_split() {
     let lost = fine("F1", FeeType::LostItemReplacementFee, 6500);
