@@ -577,6 +577,28 @@ fn a_date_format_wider_than_its_field() {
     );
 }
 
+// -------------------------------------------------------- report columns
+
+/// Two settings naming one heading would read the remaining amount as the
+/// original amount.
+#[test]
+fn two_report_columns_naming_one_heading() {
+    refused(
+        &good_and("[reports.columns.fines]\nremaining_amount = \"Original Amount\"\n"),
+        "reports.columns.fines.remaining_amount: \"Original Amount\" is also the original_amount \
+         column; each setting must name its own column",
+    );
+}
+
+#[test]
+fn an_empty_report_column() {
+    refused(
+        &good_and("[reports.columns.transactions]\namount = \" \"\n"),
+        "reports.columns.transactions.amount: is empty; give the heading of the report's column, \
+         or leave the setting out for the default",
+    );
+}
+
 // ------------------------------------------------------ payments columns
 
 #[test]

@@ -567,9 +567,38 @@ macro_rules! columns {
         let columns = $ty {
             $($field: section.string(stringify!($field)).unwrap_or(default.$field),)*
         };
+        check_report_columns(&section, &[$((stringify!($field), columns.$field.as_str()),)*]);
         section.finish();
         columns
     }};
+}
+
+/// A report's column headings as the reader matches them (exactly): none
+/// blank, and no two settings naming one heading, which would read one
+/// column as another (the remaining amount as the original, say). The
+/// since-filter column is a filter expression, not a heading.
+fn check_report_columns(section: &Section<'_>, named: &[(&str, &str)]) {
+    let headings: Vec<&(&str, &str)> = named
+        .iter()
+        .filter(|(key, _)| *key != "since_filter_column")
+        .collect();
+    for (index, (key, heading)) in headings.iter().enumerate() {
+        if heading.trim().is_empty() {
+            section.problem(
+                key,
+                "is empty; give the heading of the report's column, or leave the setting out for the default",
+            );
+        } else if let Some((first, _)) =
+            headings[..index].iter().find(|(_, other)| other == heading)
+        {
+            section.problem(
+                key,
+                format!(
+                    "{heading:?} is also the {first} column; each setting must name its own column"
+                ),
+            );
+        }
+    }
 }
 
 fn read_columns(section: &Section<'_>) -> ReportColumns {
