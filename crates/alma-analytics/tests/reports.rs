@@ -29,6 +29,23 @@ fn fixture(name: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{path}: {error}"))
 }
 
+/// The report, page, HTTP status and Alma code of an Alma fault that
+/// failed a report (`ReportError::Alma` with `AlmaError::Other`).
+fn other_fault(error: &ReportError) -> (&str, usize, u16, &str) {
+    let ReportError::Alma {
+        report,
+        page,
+        source,
+    } = error
+    else {
+        panic!("{error:?}")
+    };
+    let AlmaError::Other(fault) = source.as_ref() else {
+        panic!("{source:?}")
+    };
+    (report.as_str(), *page, fault.status, fault.code.as_str())
+}
+
 fn analytics(server: &MockServer) -> Analytics {
     let mut config = AlmaConfig::new(server.uri(), ApiKey::new(KEY));
     config.requests_per_second = 1000;
@@ -585,19 +602,10 @@ async fn an_error_body_with_http_200_fails_the_report() {
         .all_balances(BAL_PATH, &BalanceColumns::default())
         .await
         .unwrap_err();
-    let ReportError::Alma {
-        report,
-        page,
-        source,
-    } = &error
-    else {
-        panic!("{error:?}")
-    };
-    assert_eq!((report.as_str(), *page), ("All User Balances", 1));
-    let AlmaError::Other(fault) = source.as_ref() else {
-        panic!("{source:?}")
-    };
-    assert_eq!((fault.status, fault.code.as_str()), (200, "UNAUTHORIZED"));
+    assert_eq!(
+        other_fault(&error),
+        ("All User Balances", 1, 200, "UNAUTHORIZED")
+    );
 }
 
 #[tokio::test]
@@ -1310,21 +1318,9 @@ async fn a_500_on_page_3_fails_the_report_as_page_3_and_gives_no_rows() {
         .all_balances(BAL_PATH, &BalanceColumns::default())
         .await
         .unwrap_err();
-    let ReportError::Alma {
-        report,
-        page,
-        source,
-    } = &error
-    else {
-        panic!("{error:?}")
-    };
-    assert_eq!((report.as_str(), *page), ("All User Balances", 3));
-    let AlmaError::Other(fault) = source.as_ref() else {
-        panic!("{source:?}")
-    };
     assert_eq!(
-        (fault.status, fault.code.as_str()),
-        (500, "INTERNAL_SERVER_ERROR")
+        other_fault(&error),
+        ("All User Balances", 3, 500, "INTERNAL_SERVER_ERROR")
     );
     // Nothing is asked after the failed page, even later.
     tokio::time::sleep(LINGER).await;
