@@ -9,12 +9,14 @@ use clap::{Args, Parser, Subcommand};
 pub const EXIT_DONE: u8 = 0;
 /// Exit status of a command (or a stage of it) that failed.
 pub const EXIT_FAILED: u8 = 1;
-/// Exit status of a bad command line or a bad configuration.
+/// Exit status of a bad command line, a bad configuration, or a store that
+/// never completed a run.
 pub const EXIT_USAGE: u8 = 2;
 
 const EXIT_CODES: &str = "\
 Exit status: 0 done; 1 a stage or command failed (the message names it);
-2 bad usage, a bad or missing setting, or a missing secret (nothing was done).";
+2 bad usage, a bad or missing setting, a missing secret, or a store that never
+completed a run (see --new-store); nothing was done.";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -40,6 +42,13 @@ pub struct Cli {
     /// for rehearsals and tests. The billing date is its date.
     #[arg(long, global = true, hide = true, env = "ABS_NOW", value_name = "TIME")]
     pub now: Option<String>,
+
+    /// This store is new: let this run fill it. Without it, a command
+    /// that runs stages refuses a store that has never completed one,
+    /// since a changed path or database, or a deleted file, would send
+    /// every open fine to the Bursar again.
+    #[arg(long, global = true)]
+    pub new_store: bool,
 
     #[command(subcommand)]
     pub command: Command,

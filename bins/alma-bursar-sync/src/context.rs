@@ -8,6 +8,7 @@ use alma_sim::SimulatedAlma;
 use chrono::{DateTime, NaiveDate, Utc};
 use fine_store::{FineStore, MongoStore, SqliteStore};
 use sftp_transport::{IfMissing, LocalDir, RemoteDir, SftpDir, TransportError};
+use sync_core::records::JobKind;
 
 use crate::config::{DropConfig, Settings, StoreConfig};
 use crate::error::AppError;
@@ -95,6 +96,36 @@ impl Context {
     pub fn simulated(&self) -> Option<&SimulatedAlma> {
         self.simulated.as_ref()
     }
+}
+
+/// Refuses a store that has never completed a stage: it is new, or not
+/// the store this configuration used before (a changed path or database,
+/// a deleted file). Run on it, the import would take every open fine as
+/// new and the export would bill them all again, and payments would be
+/// recorded as matching no fine. `--new-store` says it is new.
+pub async fn refuse_unused_store(ctx: &Context) -> Result<(), AppError> {
+    const EVERY_KIND: [JobKind; 6] = [
+        JobKind::AlmaImport,
+        JobKind::BursExport,
+        JobKind::BursSend,
+        JobKind::BursarPayments,
+        JobKind::Backup,
+        JobKind::Restore,
+    ];
+    for kind in EVERY_KIND {
+        let done = ctx
+            .store
+            .last_successful_job(kind)
+            .await
+            .map_err(AppError::StoreRead)?;
+        if done.is_some() {
+            return Ok(());
+        }
+    }
+    Err(AppError::UnusedStore {
+        store: ctx.settings.store.describe(),
+        config: ctx.settings.file.clone(),
+    })
 }
 
 pub async fn open_store(config: &StoreConfig) -> Result<Box<dyn FineStore>, AppError> {

@@ -20,6 +20,12 @@ struct CronArgs {
         value_name = "PATH"
     )]
     config: PathBuf,
+
+    /// This store is new: let this run fill it (see `alma-bursar-sync
+    /// help`); without it a store that has never completed a stage is
+    /// refused.
+    #[arg(long)]
+    new_store: bool,
 }
 
 /// The whole `main` of a cron binary.
@@ -40,7 +46,7 @@ pub fn main(name: &'static str, about: &'static str, stages: &[Stage]) -> ExitCo
     };
     let result = runtime.block_on(async {
         let clock = Clock::from_option(None)?;
-        crate::run_stages(&args.config, name, stages, clock).await
+        crate::run_stages(&args.config, name, stages, clock, args.new_store).await
     });
     match result {
         Ok(code) => ExitCode::from(code),

@@ -26,6 +26,13 @@ pub enum AppError {
     #[error("reading the store failed: {0}")]
     StoreRead(#[source] fine_store::StoreError),
 
+    #[error(
+        "the store {store} has never completed a run: it is new, or not the store {} used before (a changed path or database name, a deleted file); run on it, every open fine would be billed again. If it is new, run once with --new-store; if not, correct [store] in {}, or restore a backup (restore-last, restore-choose)",
+        config.display(),
+        config.display()
+    )]
+    UnusedStore { store: String, config: PathBuf },
+
     #[error("stage {stage} failed: {source}")]
     Stage {
         stage: &'static str,
@@ -85,7 +92,7 @@ impl AppError {
     /// 2 for what a person must fix before anything runs, 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
-            AppError::Config(_) | AppError::Usage(_) => EXIT_USAGE,
+            AppError::Config(_) | AppError::Usage(_) | AppError::UnusedStore { .. } => EXIT_USAGE,
             _ => EXIT_FAILED,
         }
     }

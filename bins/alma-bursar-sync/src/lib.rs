@@ -40,7 +40,7 @@ use stages::{DIRECTION_ONE, PAY_FINES, RunReport, Stage, TODAY};
 /// ran to its end (0), or the error that stopped it.
 pub async fn run(cli: Cli) -> Result<u8, AppError> {
     let clock = Clock::from_option(cli.now.as_deref())?;
-    run_command(cli.command, &cli.config, clock).await
+    run_command(cli.command, &cli.config, clock, cli.new_store).await
 }
 
 /// Which secrets a command needs.
@@ -75,7 +75,13 @@ async fn open(config: &Path, needs: Needs, clock: Clock) -> Result<Context, AppE
 }
 
 /// Runs `command` with the configuration file `config`.
-pub async fn run_command(command: Command, config: &Path, clock: Clock) -> Result<u8, AppError> {
+/// `new_store` lets stages run on a store that has never completed one.
+pub async fn run_command(
+    command: Command,
+    config: &Path,
+    clock: Clock,
+    new_store: bool,
+) -> Result<u8, AppError> {
     let needs = needs(&command);
     match command {
         Command::Help { command } => {
@@ -88,17 +94,31 @@ pub async fn run_command(command: Command, config: &Path, clock: Clock) -> Resul
             Ok(EXIT_DONE)
         }
         Command::Rehearse { dir, days } => rehearse(dir, days, clock).await,
-        Command::Today => stage_command(open(config, needs, clock).await?, "today", TODAY).await,
+        Command::Today => {
+            stage_command(open(config, needs, clock).await?, "today", TODAY, new_store).await
+        }
         Command::PayFines => {
-            stage_command(open(config, needs, clock).await?, "pay-fines", PAY_FINES).await
+            stage_command(
+                open(config, needs, clock).await?,
+                "pay-fines",
+                PAY_FINES,
+                new_store,
+            )
+            .await
         }
         Command::ImportAlmaFines => {
             let ctx = open(config, needs, clock).await?;
-            stage_command(ctx, "import-alma-fines", &[Stage::ImportAlmaFines]).await
+            stage_command(
+                ctx,
+                "import-alma-fines",
+                &[Stage::ImportAlmaFines],
+                new_store,
+            )
+            .await
         }
         Command::ExportBurs => {
             let ctx = open(config, needs, clock).await?;
-            stage_command(ctx, "export-burs", &[Stage::ExportBurs]).await
+            stage_command(ctx, "export-burs", &[Stage::ExportBurs], new_store).await
         }
         Command::SftpToBurs { dry_run: true } => {
             let ctx = open(config, needs, clock).await?;
@@ -107,15 +127,21 @@ pub async fn run_command(command: Command, config: &Path, clock: Clock) -> Resul
         }
         Command::SftpToBurs { dry_run: false } => {
             let ctx = open(config, needs, clock).await?;
-            stage_command(ctx, "sftp-to-burs", &[Stage::SftpToBurs]).await
+            stage_command(ctx, "sftp-to-burs", &[Stage::SftpToBurs], new_store).await
         }
         Command::ImportAlmaPayments => {
             let ctx = open(config, needs, clock).await?;
-            stage_command(ctx, "import-alma-payments", &[Stage::ImportAlmaPayments]).await
+            stage_command(
+                ctx,
+                "import-alma-payments",
+                &[Stage::ImportAlmaPayments],
+                new_store,
+            )
+            .await
         }
         Command::BackupDb => {
             let ctx = open(config, needs, clock).await?;
-            stage_command(ctx, "backup-db", &[Stage::BackupDb]).await
+            stage_command(ctx, "backup-db", &[Stage::BackupDb], new_store).await
         }
         Command::RestoreLast => {
             let ctx = open(config, needs, clock).await?;
@@ -262,6 +288,7 @@ pub async fn run_stages(
     command: &str,
     stages: &[Stage],
     clock: Clock,
+    new_store: bool,
 ) -> Result<u8, AppError> {
     let needs = Needs {
         alma: stages
@@ -271,10 +298,24 @@ pub async fn run_stages(
         payments_drop: stages.contains(&Stage::ImportAlmaPayments),
         store: true,
     };
-    stage_command(open(config, needs, clock).await?, command, stages).await
+    stage_command(
+        open(config, needs, clock).await?,
+        command,
+        stages,
+        new_store,
+    )
+    .await
 }
 
-async fn stage_command(mut ctx: Context, command: &str, stages: &[Stage]) -> Result<u8, AppError> {
+async fn stage_command(
+    mut ctx: Context,
+    command: &str,
+    stages: &[Stage],
+    new_store: bool,
+) -> Result<u8, AppError> {
+    if !new_store {
+        context::refuse_unused_store(&ctx).await?;
+    }
     let (report, result) = stages::run(&mut ctx, command, stages).await;
     let text = report.text(&notify::host_name());
     print(&format!("{text}\n"))?;

@@ -429,6 +429,75 @@ fn today_stops_at_the_first_failing_stage_and_names_it() {
     );
 }
 
+/// Every file below `dir`, as paths relative to it.
+fn files_below(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut folders = vec![dir.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                folders.push(path);
+            } else {
+                files.push(path.strip_prefix(dir).unwrap().to_path_buf());
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// A store file that went missing (a changed path, a deleted file) comes
+/// back empty: a run on it would bill every open fine again, so stages are
+/// refused until the operator says the store is new.
+#[test]
+fn a_store_that_never_completed_a_run_is_refused_until_said_new() {
+    let (dir, config) = rehearsal();
+    let state = dir.path().join("state");
+    std::fs::remove_dir_all(&state).unwrap();
+    let before: Vec<PathBuf> = files_below(dir.path())
+        .into_iter()
+        .filter(|path| !path.starts_with("state") && !path.starts_with("logs"))
+        .collect();
+
+    for command in [
+        "today",
+        "import-alma-fines",
+        "export-burs",
+        "pay-fines",
+        "backup-db",
+    ] {
+        let output = run(&config, &[command]);
+        assert_eq!(output.status.code(), Some(2), "{command}");
+        assert_eq!(
+            stderr(&output),
+            format!(
+                "error: the store sqlite:{d}/state/alma-bursar-sync.sqlite3 has never completed a \
+                 run: it is new, or not the store {d}/alma-bursar-sync.toml used before (a changed \
+                 path or database name, a deleted file); run on it, every open fine would be billed \
+                 again. If it is new, run once with --new-store; if not, correct [store] in \
+                 {d}/alma-bursar-sync.toml, or restore a backup (restore-last, restore-choose)\n",
+                d = dir.path().display()
+            ),
+            "{command}"
+        );
+    }
+    let after: Vec<PathBuf> = files_below(dir.path())
+        .into_iter()
+        .filter(|path| !path.starts_with("state") && !path.starts_with("logs"))
+        .collect();
+    assert_eq!(
+        after, before,
+        "nothing was exported, sent, archived or backed up"
+    );
+
+    let out = ok(&config, &["--new-store", "import-alma-fines"]);
+    assert!(out.contains("- import-alma-fines ok: "), "{out}");
+    // Once a stage has completed, the store is in use.
+    let out = ok(&config, &["export-burs"]);
+    assert!(out.contains("- export-burs ok: "), "{out}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_run_summary_is_posted_to_the_webhook() {
     use wiremock::matchers::{header, method, path};
