@@ -2,6 +2,9 @@
 //! the clock, and (opened only when a stage needs them) Alma and the drop
 //! folders.
 
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Write};
+
 use alma_analytics::Analytics;
 use alma_api::AlmaClient;
 use alma_sim::SimulatedAlma;
@@ -95,6 +98,62 @@ impl Context {
     /// The simulated Alma, when a rehearsal started one.
     pub fn simulated(&self) -> Option<&SimulatedAlma> {
         self.simulated.as_ref()
+    }
+}
+
+/// Held while a command runs stages or restores the store: a second such
+/// command on the same store (cron and an operator, or two cron jobs) is
+/// refused rather than run alongside, where both could post one payment.
+/// The operating system releases the lock when the process ends, killed
+/// or not, so no stale lock is left to clear.
+pub struct RunLock {
+    _file: File,
+}
+
+/// Takes the run lock of `store` for `command`, or says who holds it.
+pub fn lock_runs(
+    store: &StoreConfig,
+    command: &str,
+    now: DateTime<Utc>,
+) -> Result<RunLock, AppError> {
+    let path = store.lock_file();
+    if let Some(parent) = path.parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| AppError::io("cannot create the folder of the run lock", parent, e))?;
+    }
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| AppError::io("cannot open the run lock", &path, e))?;
+    match file.try_lock() {
+        Ok(()) => {
+            // Who holds it, for the message of a run that is refused.
+            let holder = format!(
+                "{command} (process {}), started {}\n",
+                std::process::id(),
+                now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            );
+            file.set_len(0)
+                .and_then(|()| file.write_all(holder.as_bytes()))
+                .map_err(|e| AppError::io("cannot write the run lock", &path, e))?;
+            Ok(RunLock { _file: file })
+        }
+        Err(TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            // The holder's line is only for the message.
+            let _ = file.read_to_string(&mut holder);
+            Err(AppError::Busy {
+                store: store.describe(),
+                holder: holder.trim().to_string(),
+                lock: path,
+            })
+        }
+        Err(TryLockError::Error(e)) => Err(AppError::io("cannot lock", &path, e)),
     }
 }
 

@@ -33,6 +33,16 @@ pub enum AppError {
     )]
     UnusedStore { store: String, config: PathBuf },
 
+    #[error(
+        "another run is using the store {store}: {holder}; nothing was done. Run again once it has ended (its lock is {}, released when that process ends)",
+        lock.display()
+    )]
+    Busy {
+        store: String,
+        holder: String,
+        lock: PathBuf,
+    },
+
     #[error("stage {stage} failed: {source}")]
     Stage {
         stage: &'static str,

@@ -145,11 +145,13 @@ pub async fn run_command(
         }
         Command::RestoreLast => {
             let ctx = open(config, needs, clock).await?;
+            let _lock = context::lock_runs(&ctx.settings.store, "restore-last", clock.now)?;
             let result = backups::restore_last(&ctx).await;
             finish_restore(&ctx, "restore-last", result).await
         }
         Command::RestoreChoose(args) => {
             let ctx = open(config, needs, clock).await?;
+            let _lock = context::lock_runs(&ctx.settings.store, "restore-choose", clock.now)?;
             let stdin = std::io::stdin();
             let result = backups::restore_choose(
                 &ctx,
@@ -313,6 +315,7 @@ async fn stage_command(
     stages: &[Stage],
     new_store: bool,
 ) -> Result<u8, AppError> {
+    let _lock = context::lock_runs(&ctx.settings.store, command, ctx.clock.now)?;
     if !new_store {
         context::refuse_unused_store(&ctx).await?;
     }

@@ -498,6 +498,49 @@ fn a_store_that_never_completed_a_run_is_refused_until_said_new() {
     assert!(out.contains("- export-burs ok: "), "{out}");
 }
 
+/// Cron and an operator at once: the second run is refused while the first
+/// holds the store, reads still work, and once the first has ended the
+/// second goes through.
+#[test]
+fn a_second_run_on_a_store_in_use_is_refused() {
+    use std::io::Write;
+
+    let (dir, config) = rehearsal();
+    let lock_path = dir.path().join("state/alma-bursar-sync.sqlite3.lock");
+    let mut held = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&lock_path)
+        .unwrap();
+    held.try_lock().unwrap();
+    held.write_all(b"today (process 4242), started 2024-12-09T06:00:00Z\n")
+        .unwrap();
+    let exports_before = files_below(&dir.path().join("exports"));
+
+    for command in ["today", "export-burs", "pay-fines", "restore-last"] {
+        let output = run(&config, &[command]);
+        assert_eq!(output.status.code(), Some(1), "{command}");
+        assert_eq!(
+            stderr(&output),
+            format!(
+                "error: another run is using the store sqlite:{d}/state/alma-bursar-sync.sqlite3: \
+                 today (process 4242), started 2024-12-09T06:00:00Z; nothing was done. Run again \
+                 once it has ended (its lock is {d}/state/alma-bursar-sync.sqlite3.lock, released \
+                 when that process ends)\n",
+                d = dir.path().display()
+            ),
+            "{command}"
+        );
+    }
+    assert_eq!(files_below(&dir.path().join("exports")), exports_before);
+    ok(&config, &["print-last-export"]);
+
+    drop(held);
+    let out = ok(&config, &["today"]);
+    assert!(out.contains("- import-alma-fines ok: "), "{out}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_run_summary_is_posted_to_the_webhook() {
     use wiremock::matchers::{header, method, path};

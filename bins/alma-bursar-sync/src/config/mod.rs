@@ -109,6 +109,27 @@ impl StoreConfig {
             StoreConfig::Mongo(mongo) => format!("mongodb:{}", mongo.database),
         }
     }
+
+    /// The file whose lock a run holds (see `context::lock_runs`): beside
+    /// the SQLite file; for MongoDB, in this machine's temporary folder by
+    /// database name, so it keeps apart the runs of one machine only.
+    pub fn lock_file(&self) -> PathBuf {
+        match self {
+            StoreConfig::Sqlite(path) => {
+                let mut name = path.as_os_str().to_owned();
+                name.push(".lock");
+                PathBuf::from(name)
+            }
+            StoreConfig::Mongo(mongo) => {
+                let database: String = mongo
+                    .database
+                    .chars()
+                    .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                    .collect();
+                std::env::temp_dir().join(format!("alma-bursar-sync-mongodb-{database}.lock"))
+            }
+        }
+    }
 }
 
 /// A folder files are dropped into or picked up from.
