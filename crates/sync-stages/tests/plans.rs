@@ -282,7 +282,10 @@ fn only_what_changed_in_a_stored_ledger_is_written() {
     let plan = plan(&reports, &known);
     let mut noted = stored_ledger.alma[0].clone();
     noted.note = Some("fine note edited in Alma".into());
-    assert_eq!(plan.changes.alma_transactions, vec![noted, waive.to_pending()]);
+    assert_eq!(
+        plan.changes.alma_transactions,
+        vec![noted, waive.to_pending()]
+    );
     assert!(plan.changes.fines.is_empty());
     assert!(plan.changes.account_lines.is_empty());
     assert!(plan.changes.bursar_transactions.is_empty());
