@@ -431,12 +431,19 @@ fn describe_difference(clean: &Snapshot, run: &Snapshot) -> String {
         let clean_payments: HashMap<&str, _> =
             a.payments.iter().map(|p| (p.key.as_str(), p)).collect();
         for payment in &b.payments {
-            if clean_payments.get(payment.key.as_str()) != Some(&payment) {
+            let clean_payment = clean_payments.get(payment.key.as_str());
+            if clean_payment != Some(&payment) {
+                let fields = |p: &sync_core::records::PaymentRecord| {
+                    format!(
+                        "{:?}, balance read {:?}, posted {:?}",
+                        p.outcome, p.balance_read, p.amount_posted
+                    )
+                };
                 out.push(format!(
-                    "payment record {} differs: {:?} (clean {:?})",
+                    "payment record {}: {} (clean: {})",
                     payment.key,
-                    payment.outcome,
-                    clean_payments.get(payment.key.as_str()).map(|p| &p.outcome)
+                    fields(payment),
+                    clean_payment.map_or_else(|| "none".to_string(), |p| fields(p))
                 ));
             }
         }
@@ -593,6 +600,14 @@ pub async fn crash(args: CrashArgs) -> Result<String, BenchError> {
         ));
     }
     if let Some(mock) = &clean.fees {
+        // Compared with itself, the clean run's fees show only the
+        // payments it posted twice: there must be none.
+        let twice = compare_fees(mock, mock).posted_twice;
+        if twice > 0 {
+            return Err(BenchError::Check(format!(
+                "the uninterrupted run posted {twice} payment(s) twice (the same external transaction id on one fee)"
+            )));
+        }
         let capped = clean
             .records
             .payments
@@ -690,13 +705,15 @@ pub async fn crash(args: CrashArgs) -> Result<String, BenchError> {
         if leftover_examples.len() < 5 {
             leftover_examples.extend(leftovers.into_iter().take(5 - leftover_examples.len()));
         }
+        let mut twice_here = 0;
         if let (Some(clean_fees), Some(run_fees)) = (&clean.fees, &snap.fees) {
             let comparison = compare_fees(clean_fees, run_fees);
+            twice_here = comparison.posted_twice;
             posted_twice += comparison.posted_twice;
             lost += comparison.lost;
             fees_differ += u64::from(!comparison.differences.is_empty());
         }
-        if snap != clean {
+        if snap != clean || twice_here > 0 {
             failures.push(format!(
                 "{what}: {} (kept in {})",
                 describe_difference(&clean, &snap),
