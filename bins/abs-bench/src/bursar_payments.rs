@@ -157,3 +157,73 @@ pub fn payments_csv(dump: &StoreDump, seed: u64) -> String {
     }
     csv
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::NaiveDateTime;
+    use sync_core::records::{BursarAccountLine, FeeType, FineId, ItemDetails, PatronId};
+
+    fn dump(fines: u64) -> StoreDump {
+        let mut dump = StoreDump::default();
+        let created = NaiveDateTime::default();
+        for n in 1..=fines {
+            let id = fine_id(n);
+            let patron = PatronId::new(format!("{}", 1_000_000 + n % 7));
+            dump.fines.push(Fine {
+                id: FineId::new(&id),
+                patron_id: patron.clone(),
+                loan_id: None,
+                fee_type: FeeType::OverdueFine,
+                // Every tenth billed fine was closed in Alma since.
+                closed: n % 10 == 0,
+                created_at: created,
+                status_at: created,
+                original_amount: Money::from_cents(1000 + 7 * i64::try_from(n).unwrap_or(0)),
+                remaining_amount: Money::from_cents(if n % 10 == 0 { 0 } else { 900 }),
+                comment: None,
+                item: ItemDetails::default(),
+            });
+            dump.account_lines.push(BursarAccountLine {
+                reference: FineId::new(id),
+                patron_id: patron,
+                account: "531000000002".to_string(),
+                replacement_fee: false,
+                billing: None,
+            });
+        }
+        dump
+    }
+
+    #[test]
+    fn the_file_is_the_same_for_the_same_store_and_seed() {
+        let dump = dump(400);
+        assert_eq!(payments_csv(&dump, 3), payments_csv(&dump, 3));
+        assert_ne!(payments_csv(&dump, 3), payments_csv(&dump, 4));
+    }
+
+    #[test]
+    fn the_file_has_rows_to_refuse_and_to_cap() {
+        let csv = payments_csv(&dump(400), 3);
+        let rows: Vec<Vec<&str>> = csv
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').collect())
+            .collect();
+        // About PAID_FINES fines paid, plus the refused rows.
+        assert!(
+            rows.len() > PAID_FINES / 2 && rows.len() < PAID_FINES * 3,
+            "{csv}"
+        );
+        let has = |pred: &dyn Fn(&Vec<&str>) -> bool| rows.iter().any(pred);
+        assert!(has(&|r| r[4] == "-2.00"), "a refund: {csv}");
+        assert!(has(&|r| r[4] == "1O.00"), "an unreadable amount: {csv}");
+        assert!(has(&|r| r[3] == "0.00"), "a zero-dollar charge: {csv}");
+        assert!(has(&|r| r[4] == "0.00"), "a zero-dollar payment: {csv}");
+        assert!(has(&|r| r[2] == fine_id(999_999_999)), "not billed: {csv}");
+        assert!(
+            has(&|r| r[4] == "14.00"),
+            "more than the balance of 9.00: {csv}"
+        );
+    }
+}

@@ -69,6 +69,13 @@ const FEES_LATENCY_MS: u64 = 20;
 /// lasts long enough to aim kills at.
 const PAYMENTS_CONCURRENCY: usize = 8;
 
+/// Where the payments stage's archive copy of the Bursar's file goes. The
+/// copy is sftp-transport's atomic download (a `.<name>.<random>.part`
+/// file, then a rename); a kill before the rename leaves that temporary
+/// file there for good, because neither the stage nor the transport
+/// removes earlier ones (the export and the send sweep theirs).
+const ARCHIVE_PARTIALS: &str = "payments-archive/";
+
 /// Which directions the crash test's scenario runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Directions {
@@ -635,11 +642,17 @@ pub async fn crash(args: CrashArgs) -> Result<String, BenchError> {
     let mut finished_before_kill = 0u64;
     let mut leftovers_total = 0usize;
     let mut leftover_examples: Vec<String> = Vec::new();
+    // The payments stage's archive copy is a download whose temporary
+    // file nothing sweeps (see ARCHIVE_PARTIALS): counted apart, so the
+    // swept folders' count stays a check.
+    let mut archive_partials = 0usize;
+    let mut archive_partial_examples: Vec<String> = Vec::new();
     let mut failures: Vec<String> = Vec::new();
     // Direction 2: kills in the payments stage; of those, kills that left
     // a payment made in Alma but not recorded Paid (and how many), and
     // kills that left a Posting record whose POST Alma never saw.
     let mut payments_kills = 0u64;
+    let mut aimed_at_payments = 0u64;
     let mut kills_after_post = 0u64;
     let mut payments_after_post = 0u64;
     let mut kills_before_post = 0u64;
@@ -655,6 +668,7 @@ pub async fn crash(args: CrashArgs) -> Result<String, BenchError> {
             reset_mock_fees(uri).await?;
         }
         let target = picker.next(&mut rng);
+        aimed_at_payments += u64::from(target == PAYMENTS && fees.is_some());
         let (from, to) = windows.get(target).copied().unwrap_or((0.0, 0.0));
         let delay = Duration::from_secs_f64((to - from) * (rng.below(1_000_000) as f64 / 1e6));
         let mut child = scenario_command(&server.uri, fees, size.seed, &dir)?
@@ -701,9 +715,16 @@ pub async fn crash(args: CrashArgs) -> Result<String, BenchError> {
             continue;
         }
         let (snap, leftovers) = snapshot(&dir, fees).await?;
-        leftovers_total += leftovers.len();
-        if leftover_examples.len() < 5 {
-            leftover_examples.extend(leftovers.into_iter().take(5 - leftover_examples.len()));
+        for leftover in leftovers {
+            let (total, examples) = if leftover.starts_with(ARCHIVE_PARTIALS) {
+                (&mut archive_partials, &mut archive_partial_examples)
+            } else {
+                (&mut leftovers_total, &mut leftover_examples)
+            };
+            *total += 1;
+            if examples.len() < 5 {
+                examples.push(leftover);
+            }
         }
         let mut twice_here = 0;
         if let (Some(clean_fees), Some(run_fees)) = (&clean.fees, &snap.fees) {
@@ -759,10 +780,15 @@ pub async fn crash(args: CrashArgs) -> Result<String, BenchError> {
         "temporary files left behind by killed writes (ignored by the comparison): {leftovers_total} {leftover_examples:?}\n"
     ));
     if clean.fees.is_some() {
+        report.push_str(&format!(
+            "temporary files of killed payments-file downloads left in the import archive (not swept; ignored by the comparison): {archive_partials} {archive_partial_examples:?}\n"
+        ));
+    }
+    if clean.fees.is_some() {
         report.push_str(&payments_summary(&clean));
         report.push('\n');
         report.push_str(&format!(
-            "kills in the payments stage: {payments_kills}; {kills_after_post} of them between a POST Alma accepted and its Paid record ({payments_after_post} payments), \
+            "kills in the payments stage: {payments_kills} (runs aimed at it: {aimed_at_payments}; a kill aimed at a short stage can land in the next); {kills_after_post} of them between a POST Alma accepted and its Paid record ({payments_after_post} payments), \
              {kills_before_post} between a Posting record and its POST reaching Alma ({payments_before_post} payments)\n\
              payments in Alma after the re-runs: {posted_twice} payments posted twice, {lost} lost; {fees_differ} runs with a fee differing from the clean run\n"
         ));
@@ -779,5 +805,66 @@ pub async fn crash(args: CrashArgs) -> Result<String, BenchError> {
             "{report}folders kept under {}",
             kept.display()
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::serve::{MockFee, MockPayment};
+
+    fn fees(payments: &[(&str, &str)]) -> MockFees {
+        let mut fees = MockFees::default();
+        for (fee, id) in payments {
+            fees.fees
+                .entry((*fee).to_string())
+                .or_insert_with(|| MockFee {
+                    patron: "1".into(),
+                    original_cents: 1000,
+                    balance_cents: 1000,
+                    payments: Vec::new(),
+                    refused_posts: 0,
+                })
+                .payments
+                .push(MockPayment {
+                    cents: 100,
+                    external_transaction_id: (*id).to_string(),
+                    method: "ONLINE".into(),
+                    comment: String::new(),
+                });
+        }
+        fees
+    }
+
+    #[test]
+    fn a_payment_posted_twice_or_lost_is_counted() {
+        let clean = fees(&[("f1", "a"), ("f1", "b"), ("f2", "c")]);
+        let same = compare_fees(&clean, &clean);
+        assert_eq!((same.posted_twice, same.lost), (0, 0));
+        assert!(same.differences.is_empty());
+
+        let twice = fees(&[("f1", "a"), ("f1", "b"), ("f2", "c"), ("f2", "c")]);
+        let compared = compare_fees(&clean, &twice);
+        assert_eq!((compared.posted_twice, compared.lost), (1, 0));
+        assert_eq!(compared.differences.len(), 1);
+
+        let lost = fees(&[("f1", "a"), ("f2", "c")]);
+        let compared = compare_fees(&clean, &lost);
+        assert_eq!((compared.posted_twice, compared.lost), (0, 1));
+        assert_eq!(compared.differences.len(), 1);
+    }
+
+    #[test]
+    fn every_stage_is_aimed_at_once_per_block() {
+        let mut rng = Rng::new(5);
+        let mut picker = StagePicker {
+            stages: STAGES.len(),
+            order: Vec::new(),
+        };
+        for _ in 0..3 {
+            let mut block: Vec<usize> = (0..STAGES.len()).map(|_| picker.next(&mut rng)).collect();
+            block.sort_unstable();
+            assert_eq!(block, (0..STAGES.len()).collect::<Vec<_>>());
+        }
     }
 }

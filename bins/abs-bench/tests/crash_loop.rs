@@ -47,8 +47,11 @@ fn killed_runs_rerun_to_the_uninterrupted_end() {
         "{stdout}"
     );
     // A killed write's temporary file is swept by the next export or send.
+    // (Not asserted: the payments stage's archive download, whose
+    // temporary file nothing sweeps yet; the loop reports it on a line of
+    // its own.)
     assert!(
-        stdout.contains("ignored by the comparison): 0 []"),
+        stdout.contains("killed writes (ignored by the comparison): 0 []"),
         "{stdout}"
     );
     // Direction 2 was in the loop, a kill landed in it, and Alma (the
