@@ -15,6 +15,7 @@
 // crate with floats (amounts are synthesized as integer cents).
 #![allow(clippy::float_arithmetic)]
 
+mod bursar_payments;
 mod crash;
 mod direction1;
 mod error;
@@ -138,6 +139,9 @@ enum Cmd {
     Crash {
         #[arg(long, default_value_t = 200)]
         runs: u64,
+        /// `one`: import, export, send; `both`: then payments.
+        #[arg(long, value_enum, default_value = "both")]
+        direction: crash::Directions,
         #[arg(long, default_value_t = 1)]
         seed: u64,
         #[arg(long, default_value_t = 2_000)]
@@ -155,8 +159,17 @@ enum Cmd {
     },
     /// (child) Serve the fees API with a latency; prints `URL <uri>`.
     ServeFees {
-        #[arg(long)]
-        rows: u64,
+        /// Serve this many synthetic fees (the payments benchmark's).
+        #[arg(long, required_unless_present = "institution")]
+        rows: Option<u64>,
+        /// Serve the fees of the synthesized institution (`--seed`,
+        /// `--fines`, ...) as Alma holds them after `--day`.
+        #[arg(long, conflicts_with = "rows")]
+        institution: bool,
+        #[command(flatten)]
+        size: SizeArgs,
+        #[arg(long, default_value_t = 2)]
+        day: u8,
         #[arg(long, default_value_t = 10)]
         latency_ms: u64,
     },
@@ -164,6 +177,13 @@ enum Cmd {
     RunScenario {
         #[arg(long)]
         alma: String,
+        /// The fees mock: with it, Direction 2 (payments) follows
+        /// Direction 1.
+        #[arg(long)]
+        fees: Option<String>,
+        /// The seed of the Bursar's payments file.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
         #[arg(long)]
         dir: PathBuf,
     },
@@ -220,23 +240,45 @@ async fn run(cli: Cli) -> Result<Option<String>, BenchError> {
             .map(Some),
         Cmd::Crash {
             runs,
+            direction,
             seed,
             fines,
             work_dir,
         } => crash::crash(crash::CrashArgs {
             runs,
+            directions: direction,
             size: Size::scaled(seed, fines),
             work_dir,
         })
         .await
         .map(Some),
         Cmd::ServeAlma { size, days } => serve::serve_alma(size.size(), &days).await.map(|()| None),
-        Cmd::ServeFees { rows, latency_ms } => {
-            serve::serve_fees(rows, Duration::from_millis(latency_ms))
+        Cmd::ServeFees {
+            rows,
+            institution,
+            size,
+            day,
+            latency_ms,
+        } => {
+            let source = match rows {
+                Some(rows) if !institution => serve::FeeSource::Rows(rows),
+                _ => serve::FeeSource::Institution {
+                    size: size.size(),
+                    day,
+                },
+            };
+            serve::serve_fees(source, Duration::from_millis(latency_ms))
                 .await
                 .map(|()| None)
         }
-        Cmd::RunScenario { alma, dir } => crash::run_scenario(&alma, &dir).await.map(|()| None),
+        Cmd::RunScenario {
+            alma,
+            fees,
+            seed,
+            dir,
+        } => crash::run_scenario(&alma, fees.as_deref(), seed, &dir)
+            .await
+            .map(|()| None),
     }
 }
 

@@ -3,7 +3,8 @@
 //!
 //! `abs-bench serve-alma` synthesizes the institution and serves its
 //! reports (alma-sim, rendered page by page on request);
-//! `abs-bench serve-fees` serves the fees API with a fixed latency. Each
+//! `abs-bench serve-fees` serves the fees API with a fixed latency and
+//! keeps the payments it accepts (readable whole at `/bench/state`). Each
 //! prints `URL <base url>` on its first line of standard output, then
 //! serves until its standard input closes (so it never outlives the
 //! process that started it).
@@ -108,9 +109,75 @@ pub async fn serve_alma(size: Size, days: &[u8]) -> Result<(), BenchError> {
     Ok(())
 }
 
-/// A fee of the fees mock: patron, balance in cents.
+/// A payment the fees mock accepted, as Alma keeps it on the fee.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MockPayment {
+    pub cents: i64,
+    pub external_transaction_id: String,
+    pub method: String,
+    pub comment: String,
+}
+
+/// A fee of the fees mock. The balance is 0 once the fee is closed.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MockFee {
+    pub patron: String,
+    pub original_cents: i64,
+    pub balance_cents: i64,
+    /// Every POST accepted, in order: what Alma's fee shows as its
+    /// payment transactions.
+    pub payments: Vec<MockPayment>,
+    /// POSTs refused (amount not valid): never expected of the stage.
+    pub refused_posts: u64,
+}
+
+/// The whole state of the fees mock, as `GET /bench/state` answers it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MockFees {
+    pub fees: std::collections::BTreeMap<String, MockFee>,
+}
+
+/// Where the fees of `serve-fees` come from.
+pub enum FeeSource {
+    /// The payments benchmark's: `rows` fees of [`payment_fee`].
+    Rows(u64),
+    /// The fees of the synthesized institution after `day` (the crash
+    /// test's Direction 2, which pays fines Direction 1 billed).
+    Institution { size: Size, day: u8 },
+}
+
+impl FeeSource {
+    fn fees(self) -> MockFees {
+        let fee = |patron: String, original_cents: i64, balance_cents: i64| MockFee {
+            patron,
+            original_cents,
+            balance_cents,
+            payments: Vec::new(),
+            refused_posts: 0,
+        };
+        let fees = match self {
+            FeeSource::Rows(rows) => (1..=rows)
+                .map(|n| {
+                    let (id, patron, cents) = payment_fee(n);
+                    (id, fee(patron, cents, cents))
+                })
+                .collect(),
+            FeeSource::Institution { size, day } => Institution::generate(size)
+                .fees(day)
+                .into_iter()
+                .map(|(id, patron, original, balance)| (id, fee(patron, original, balance)))
+                .collect(),
+        };
+        MockFees { fees }
+    }
+}
+
+/// The fees mock's state. It lives in the `serve-fees` process, which the
+/// crash test never kills, so it outlasts the killed sync runs: what Alma
+/// accepted before a kill is still there for the re-run to read.
 struct FeeState {
-    fees: Mutex<HashMap<String, (String, i64)>>,
+    initial: MockFees,
+    now: Mutex<MockFees>,
     gets: AtomicU64,
     posts: AtomicU64,
     latency: Duration,
@@ -124,13 +191,40 @@ fn json(status: u16, body: String) -> ResponseTemplate {
         .set_body_string(body)
 }
 
-fn fee_json(id: &str, patron: &str, balance: i64, original: i64) -> String {
-    let status = if balance == 0 { "CLOSED" } else { "ACTIVE" };
-    format!(
-        "{{\"id\":\"{id}\",\"type\":{{\"value\":\"OVERDUEFINE\",\"desc\":\"Overdue fine\"}},\"status\":{{\"value\":\"{status}\"}},\"user_primary_id\":{{\"value\":\"{patron}\"}},\"balance\":{},\"original_amount\":{},\"creation_time\":\"2024-11-01T10:00:00Z\",\"status_time\":\"2024-11-01T10:00:00Z\",\"transaction\":[]}}",
-        crate::synth::amount(balance),
-        crate::synth::amount(original)
-    )
+/// The fee as Alma's GET (and POST pay) answers it, with the payments
+/// accepted so far as its transactions: the stage settles an interrupted
+/// payment by looking for its external transaction id there.
+fn fee_json(id: &str, fee: &MockFee) -> String {
+    let status = if fee.balance_cents == 0 {
+        "CLOSED"
+    } else {
+        "ACTIVE"
+    };
+    let transactions: Vec<serde_json::Value> = fee
+        .payments
+        .iter()
+        .map(|payment| {
+            serde_json::json!({
+                "type": {"value": "PAYMENT", "desc": "Payment"},
+                "amount": crate::synth::amount(payment.cents),
+                "external_transaction_id": payment.external_transaction_id,
+                "payment_method": {"value": payment.method},
+                "comment": payment.comment,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "id": id,
+        "type": {"value": "OVERDUEFINE", "desc": "Overdue fine"},
+        "status": {"value": status},
+        "user_primary_id": {"value": fee.patron},
+        "balance": crate::synth::amount(fee.balance_cents),
+        "original_amount": crate::synth::amount(fee.original_cents),
+        "creation_time": "2024-11-01T10:00:00Z",
+        "status_time": "2024-11-01T10:00:00Z",
+        "transaction": transactions,
+    })
+    .to_string()
 }
 
 fn alma_error(code: &str, message: &str) -> ResponseTemplate {
@@ -142,53 +236,71 @@ fn alma_error(code: &str, message: &str) -> ResponseTemplate {
     )
 }
 
-impl Respond for FeesResponder {
-    fn respond(&self, request: &Request) -> ResponseTemplate {
+impl FeesResponder {
+    /// The answer, and the state change, of one fees request. The change
+    /// is made here, as the request arrives; the latency is added to the
+    /// answer after it, so a client killed while waiting has had its
+    /// payment made (the window the crash test aims at).
+    fn answer(&self, request: &Request) -> ResponseTemplate {
         let state = &self.0;
         let segments: Vec<&str> = request.url.path().split('/').collect();
         let (Some(user), Some(fee_id)) = (segments.get(4), segments.get(6)) else {
             return alma_error("402119", "General error.");
         };
-        let Ok(mut fees) = state.fees.lock() else {
+        let Ok(mut now) = state.now.lock() else {
             return json(500, String::new());
         };
-        let Some((patron, balance)) = fees.get_mut(*fee_id) else {
+        let Some(fee) = now.fees.get_mut(*fee_id) else {
             return alma_error("401665", "Fine not found.");
         };
-        if patron != user {
+        if fee.patron != *user {
             return alma_error("401651", "User with identifier was not found.");
         }
-        if *balance == 0 {
+        if fee.balance_cents == 0 {
             return alma_error(
                 "401652",
                 "Request failed: API does not support closed fees.",
             );
         }
-        let template = match request.method.as_str() {
+        match request.method.as_str() {
             "GET" => {
                 state.gets.fetch_add(1, Ordering::Relaxed);
-                json(200, fee_json(fee_id, patron, *balance, *balance))
+                json(200, fee_json(fee_id, fee))
             }
             "POST" => {
                 state.posts.fetch_add(1, Ordering::Relaxed);
-                let amount = request
-                    .url
-                    .query_pairs()
-                    .find(|(k, _)| k == "amount")
-                    .and_then(|(_, v)| sync_core::Money::parse(&v).ok())
+                let query: HashMap<String, String> =
+                    request.url.query_pairs().into_owned().collect();
+                let amount = query
+                    .get("amount")
+                    .and_then(|text| sync_core::Money::parse(text).ok())
                     .map(sync_core::Money::cents);
                 match amount {
-                    Some(cents) if cents > 0 && cents <= *balance => {
-                        let original = *balance;
-                        *balance -= cents;
-                        json(200, fee_json(fee_id, patron, *balance, original))
+                    Some(cents) if cents > 0 && cents <= fee.balance_cents => {
+                        fee.balance_cents -= cents;
+                        let text = |name: &str| query.get(name).cloned().unwrap_or_default();
+                        fee.payments.push(MockPayment {
+                            cents,
+                            external_transaction_id: text("external_transaction_id"),
+                            method: text("method"),
+                            comment: text("comment"),
+                        });
+                        json(200, fee_json(fee_id, fee))
                     }
-                    _ => alma_error("401666", "amount parameter is not valid."),
+                    _ => {
+                        fee.refused_posts += 1;
+                        alma_error("401666", "amount parameter is not valid.")
+                    }
                 }
             }
             _ => alma_error("402119", "General error."),
-        };
-        template.set_delay(state.latency)
+        }
+    }
+}
+
+impl Respond for FeesResponder {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        self.answer(request).set_delay(self.0.latency)
     }
 }
 
@@ -204,22 +316,49 @@ impl Respond for StatsResponder {
     }
 }
 
+/// `GET /bench/state`: every fee with its balance and accepted payments.
+struct StateResponder(Arc<FeeState>);
+
+impl Respond for StateResponder {
+    fn respond(&self, _request: &Request) -> ResponseTemplate {
+        let Ok(now) = self.0.now.lock() else {
+            return json(500, String::new());
+        };
+        match serde_json::to_string(&*now) {
+            Ok(body) => json(200, body),
+            Err(error) => json(500, error.to_string()),
+        }
+    }
+}
+
+/// `POST /bench/reset`: back to the fees as they were at the start, for
+/// the next run of a test that starts from scratch.
+struct ResetResponder(Arc<FeeState>);
+
+impl Respond for ResetResponder {
+    fn respond(&self, _request: &Request) -> ResponseTemplate {
+        let Ok(mut now) = self.0.now.lock() else {
+            return json(500, String::new());
+        };
+        *now = self.0.initial.clone();
+        self.0.gets.store(0, Ordering::Relaxed);
+        self.0.posts.store(0, Ordering::Relaxed);
+        ResponseTemplate::new(200)
+    }
+}
+
 /// The fee of payment row `n` (1-based): id, patron, balance in cents.
 pub fn payment_fee(n: u64) -> (String, String, i64) {
     let cents = 500 + i64::try_from(n % 40).unwrap_or(0) * 25;
     (fine_id(n), patron_id(n % 10_000), cents)
 }
 
-/// `serve-fees`: `rows` active fees, every answer after `latency`.
-pub async fn serve_fees(rows: u64, latency: Duration) -> Result<(), BenchError> {
-    let fees = (1..=rows)
-        .map(|n| {
-            let (id, patron, cents) = payment_fee(n);
-            (id, (patron, cents))
-        })
-        .collect();
+/// `serve-fees`: the fees of `source`, every answer after `latency`.
+pub async fn serve_fees(source: FeeSource, latency: Duration) -> Result<(), BenchError> {
+    let initial = source.fees();
     let state = Arc::new(FeeState {
-        fees: Mutex::new(fees),
+        now: Mutex::new(initial.clone()),
+        initial,
         gets: AtomicU64::new(0),
         posts: AtomicU64::new(0),
         latency,
@@ -234,6 +373,16 @@ pub async fn serve_fees(rows: u64, latency: Duration) -> Result<(), BenchError> 
         .respond_with(StatsResponder(state.clone()))
         .mount(&server)
         .await;
+    Mock::given(method("GET"))
+        .and(path("/bench/state"))
+        .respond_with(StateResponder(state.clone()))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/bench/reset"))
+        .respond_with(ResetResponder(state.clone()))
+        .mount(&server)
+        .await;
     Mock::given(path_regex(r"^/almaws/v1/users/[^/]+/fees/[^/]+$"))
         .respond_with(FeesResponder(state))
         .mount(&server)
@@ -243,6 +392,31 @@ pub async fn serve_fees(rows: u64, latency: Duration) -> Result<(), BenchError> 
         .await
         .map_err(|e| BenchError::Check(format!("serve-fees: {e}")))?;
     drop(server);
+    Ok(())
+}
+
+/// Reads the whole state of a `serve-fees` mock.
+pub async fn mock_fees(uri: &str) -> Result<MockFees, BenchError> {
+    let fail = |e: reqwest::Error| BenchError::Check(format!("reading the fees mock's state: {e}"));
+    let body = reqwest::get(format!("{uri}/bench/state"))
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .map_err(fail)?
+        .text()
+        .await
+        .map_err(fail)?;
+    serde_json::from_str(&body)
+        .map_err(|e| BenchError::Check(format!("the fees mock's state is not readable: {e}")))
+}
+
+/// Puts a `serve-fees` mock back to its fees at the start.
+pub async fn reset_mock_fees(uri: &str) -> Result<(), BenchError> {
+    reqwest::Client::new()
+        .post(format!("{uri}/bench/reset"))
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .map_err(|e| BenchError::Check(format!("resetting the fees mock: {e}")))?;
     Ok(())
 }
 

@@ -687,6 +687,25 @@ impl Institution {
         table
     }
 
+    /// Every fee with a positive original amount as Alma holds it after
+    /// `day`: id, patron, original and remaining cents (0: closed). What
+    /// the fees API answers for the fines of the reports (the crash
+    /// test's Direction 2 pays some of them).
+    pub fn fees(&self, day: u8) -> Vec<(String, String, i64, i64)> {
+        self.fines
+            .iter()
+            .filter(|f| f.day <= day && f.original_cents > 0)
+            .map(|f| {
+                (
+                    f.id_text(),
+                    patron_id(f.patron),
+                    f.original_cents,
+                    f.remaining(day).max(0),
+                )
+            })
+            .collect()
+    }
+
     /// The All User Balances report of `day`: every patron.
     pub fn balances_report(&self, day: u8) -> ReportTable {
         let mut balances = vec![0i64; usize::try_from(self.size.patrons.max(1)).unwrap_or(1)];
