@@ -781,7 +781,7 @@ pub async fn crash(args: CrashArgs) -> Result<String, BenchError> {
     ));
     if clean.fees.is_some() {
         report.push_str(&format!(
-            "temporary files of killed payments-file downloads left in the import archive (not swept; ignored by the comparison): {archive_partials} {archive_partial_examples:?}\n"
+            "temporary files of killed payments-file downloads left in the import archive (ignored by the comparison): {archive_partials} {archive_partial_examples:?}\n"
         ));
     }
     if clean.fees.is_some() {

@@ -46,12 +46,14 @@ fn killed_runs_rerun_to_the_uninterrupted_end() {
         stdout.contains("8 runs") && stdout.contains("0 differ from the clean run"),
         "{stdout}"
     );
-    // A killed write's temporary file is swept by the next export or send.
-    // (Not asserted: the payments stage's archive download, whose
-    // temporary file nothing sweeps yet; the loop reports it on a line of
-    // its own.)
+    // A killed write's temporary file is swept by the next export or send,
+    // and a killed download's by the next download of that file.
     assert!(
         stdout.contains("killed writes (ignored by the comparison): 0 []"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("left in the import archive (ignored by the comparison): 0 []"),
         "{stdout}"
     );
     // Direction 2 was in the loop, a kill landed in it, and Alma (the

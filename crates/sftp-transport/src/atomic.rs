@@ -293,6 +293,34 @@ fn remove_stale_partials<B: Backend + ?Sized>(dir: &B, final_name: &str) {
     }
 }
 
+/// Removes the temporary files that earlier, killed downloads to
+/// `final_name` left in `folder` (the crash loop found one in an import
+/// archive). Best effort, as for uploads: the download itself succeeded.
+fn remove_stale_local_partials(folder: &Path, final_name: &str) {
+    let entries = match fs::read_dir(folder) {
+        Ok(entries) => entries,
+        Err(error) => {
+            tracing::warn!(folder = %folder.display(), %error, "could not list the folder to remove leftovers of interrupted downloads");
+            return;
+        }
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if name.to_str().and_then(partial_target) != Some(final_name) {
+            continue;
+        }
+        let path = entry.path();
+        match fs::remove_file(&path) {
+            Ok(()) => {
+                tracing::info!(path = %path.display(), "removed the leftover of an interrupted download")
+            }
+            Err(error) => {
+                tracing::warn!(path = %path.display(), %error, "could not remove the leftover of an interrupted download")
+            }
+        }
+    }
+}
+
 pub(crate) fn read_all<D: RemoteDir + ?Sized>(dir: &D, name: &str) -> Result<Vec<u8>> {
     let mut reader = dir.open(name)?;
     let mut bytes = Vec::new();
@@ -332,6 +360,7 @@ pub(crate) fn download<D: RemoteDir + ?Sized>(
             fs::rename(&temp_path, local_path)
                 .map_err(local_error("rename into place", local_path))?;
             sync_dir(&parent);
+            remove_stale_local_partials(&parent, &file_name.to_string_lossy());
             Ok(read)
         } else {
             Err(TransportError::ChangedDuringDownload {

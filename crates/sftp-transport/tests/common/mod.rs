@@ -246,6 +246,29 @@ pub fn download_replaces_the_local_copy_whole(h: &dyn Harness) {
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
+/// A run killed while downloading left its temporary file beside the
+/// target (the crash loop found one in the payments archive): the next
+/// download of that name removes it, and leaves others' alone.
+pub fn a_download_removes_leftovers_of_interrupted_downloads(h: &dyn Harness) {
+    let bytes = charges_bytes();
+    h.put("payments.csv", &bytes);
+    let own_leftover = ".payments.csv.0123456789abcdef.part";
+    let other_leftover = ".payments-2.csv.fedcba9876543210.part";
+    local_file(h, own_leftover, b"the first half of");
+    local_file(h, other_leftover, b"something else");
+
+    h.dir()
+        .download("payments.csv", &h.scratch().join("payments.csv"))
+        .unwrap();
+
+    let mut names: Vec<String> = std::fs::read_dir(h.scratch())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, [other_leftover, "payments.csv"]);
+}
+
 pub fn names_that_are_paths_are_refused(h: &dyn Harness) {
     let local = local_file(h, "x", b"x");
     let dir = h.dir();
@@ -332,6 +355,7 @@ macro_rules! behaviour_tests {
             listing_shows_sizes_and_times_and_newest_goes_by_time,
             missing_files_and_folders_are_told_apart,
             download_replaces_the_local_copy_whole,
+            a_download_removes_leftovers_of_interrupted_downloads,
             names_that_are_paths_are_refused,
             an_upload_removes_leftovers_of_interrupted_attempts,
             a_file_already_in_place_also_clears_leftovers,
