@@ -316,6 +316,33 @@ fn a_log_filter_that_does_not_parse() {
 
 // ------------------------------------------------------------- secrets
 
+/// A key pasted twice with a line break between would fail every Alma
+/// request; it is
+/// named (not shown) with the configuration's problems, before anything runs.
+#[test]
+fn an_alma_api_key_a_header_cannot_carry() {
+    let folder = Folder::new(GOOD);
+    let before = folder.contents();
+    let output = abs()
+        .env("ABS_ALMA_API_KEY", "l8xx-pasted\nl8xx-twice")
+        .arg("--config")
+        .arg(&folder.config)
+        .args(["--now", NOW, "today"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        stderr(&output),
+        format!(
+            "error: 1 configuration problem in {}:\n  ABS_ALMA_API_KEY: the Alma API key has \
+             characters not allowed in an HTTP header (a line break or another control character, \
+             or a non-ASCII character: check how it was pasted)\n",
+            folder.config.display()
+        )
+    );
+    assert_eq!(folder.contents(), before);
+}
+
 #[test]
 fn a_missing_secret() {
     let folder = Folder::new(GOOD);

@@ -112,16 +112,12 @@ impl AlmaClient {
             )));
         }
         let base = base.strip_suffix(API_PREFIX).unwrap_or(base);
-        if config.api_key.expose().trim().is_empty() {
-            return Err(AlmaError::Invalid("the Alma API key is empty".into()));
+        if let Some(problem) = config.api_key.problem() {
+            return Err(AlmaError::Invalid(problem.into()));
         }
         let mut authorization =
             HeaderValue::from_str(&format!("apikey {}", config.api_key.expose().trim())).map_err(
-                |_| {
-                    AlmaError::Invalid(
-                        "the Alma API key has characters not allowed in an HTTP header".into(),
-                    )
-                },
+                |_| AlmaError::Invalid("the Alma API key cannot be sent in an HTTP header".into()),
             )?;
         authorization.set_sensitive(true);
         let http = reqwest::Client::builder()

@@ -18,6 +18,24 @@ impl ApiKey {
     pub(crate) fn expose(&self) -> &str {
         &self.0
     }
+
+    /// What makes the key unusable, if anything; never shows the key.
+    /// [`crate::AlmaClient::new`] refuses such a key, and a configuration
+    /// check can say so before anything else runs.
+    pub fn problem(&self) -> Option<&'static str> {
+        let key = self.0.trim();
+        if key.is_empty() {
+            return Some("the Alma API key is empty");
+        }
+        // What an HTTP header may carry (reqwest's HeaderValue rule):
+        // visible ASCII, spaces and tabs.
+        let fits_a_header = key
+            .bytes()
+            .all(|b| b == b'\t' || (b' '..=b'~').contains(&b));
+        (!fits_a_header).then_some(
+            "the Alma API key has characters not allowed in an HTTP header (a line break or another control character, or a non-ASCII character: check how it was pasted)",
+        )
+    }
 }
 
 impl fmt::Debug for ApiKey {
@@ -111,6 +129,31 @@ impl AlmaConfig {
             remaining_floor: None,
             retry: RetryPolicy::default(),
             timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_a_header_cannot_carry_is_named_without_showing_it() {
+        assert_eq!(ApiKey::new("  l8xx-abc_123  ").problem(), None);
+        assert_eq!(
+            ApiKey::new(" \t").problem(),
+            Some("the Alma API key is empty")
+        );
+        // Surrounding whitespace (a pasted line's end) is trimmed, as the
+        // client trims it; inside the key it cannot be sent.
+        assert_eq!(ApiKey::new("l8xx-abc\r\n").problem(), None);
+        for bad in ["l8xx-abc\n123", "l8xx-abc\r1", "l8xx-\u{7f}", "l8xx-é"] {
+            let problem = ApiKey::new(bad).problem().unwrap_or_default();
+            assert!(
+                problem.starts_with("the Alma API key has characters not allowed"),
+                "{bad:?}"
+            );
+            assert!(!problem.contains("l8xx"), "{problem}");
         }
     }
 }

@@ -573,7 +573,15 @@ fn read_alma(
     } else {
         Some(secrets.get(secrets::ALMA_API_KEY).unwrap_or_default())
     };
-    let mut config = AlmaConfig::new(base_url?, ApiKey::new(key?));
+    let key = ApiKey::new(key?);
+    if needs.alma
+        && let Some(problem) = key.problem()
+    {
+        // Said with the other problems, before the store is opened.
+        section.problems().add(secrets::ALMA_API_KEY, problem);
+        return None;
+    }
+    let mut config = AlmaConfig::new(base_url?, key);
     config.requests_per_second = requests_per_second;
     config.remaining_floor = remaining_floor;
     config.timeout = timeout;
