@@ -39,7 +39,7 @@ use sync_stages::send::{SendTargets, run_send};
 use crate::bursar_payments::{FILE_NAME, PREFIX, payments_csv};
 use crate::error::BenchError;
 use crate::rig::{alma_client, analytics, export_config, import_config, records};
-use crate::serve::{MockFees, ServerChild, mock_fees, reset_mock_fees};
+use crate::serve::{MockFees, ServerChild, mock_fees, reset_mock_fees, size_args};
 use crate::synth::{Institution, Rng, Size};
 
 const STAGES: [&str; 7] = [
@@ -563,22 +563,17 @@ pub async fn crash(args: CrashArgs) -> Result<String, BenchError> {
     let server = ServerChild::serve_alma(&size, "1,2")?;
     let fees_server = match args.directions {
         Directions::One => None,
-        Directions::Both => Some(ServerChild::spawn(&[
-            "serve-fees".into(),
-            "--institution".into(),
-            "--seed".into(),
-            size.seed.to_string(),
-            "--fines".into(),
-            size.fines.to_string(),
-            "--transactions".into(),
-            size.transactions.to_string(),
-            "--patrons".into(),
-            size.patrons.to_string(),
-            "--day".into(),
-            "2".into(),
-            "--latency-ms".into(),
-            FEES_LATENCY_MS.to_string(),
-        ])?),
+        Directions::Both => {
+            let mut fees_args = vec!["serve-fees".to_string(), "--institution".to_string()];
+            fees_args.extend(size_args(&size));
+            fees_args.extend([
+                "--day".to_string(),
+                "2".to_string(),
+                "--latency-ms".to_string(),
+                FEES_LATENCY_MS.to_string(),
+            ]);
+            Some(ServerChild::spawn(&fees_args)?)
+        }
     };
     let fees = fees_server.as_ref().map(|server| server.uri.as_str());
     let tmp = match &args.work_dir {

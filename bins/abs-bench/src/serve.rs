@@ -427,23 +427,28 @@ pub struct ServerChild {
     pub uri: String,
 }
 
+/// The options that make a child synthesize the institution of `size`.
+pub fn size_args(size: &Size) -> Vec<String> {
+    vec![
+        "--seed".into(),
+        size.seed.to_string(),
+        "--fines".into(),
+        size.fines.to_string(),
+        "--transactions".into(),
+        size.transactions.to_string(),
+        "--patrons".into(),
+        size.patrons.to_string(),
+    ]
+}
+
 impl ServerChild {
     /// Starts `abs-bench serve-alma` serving the institution of `size`
     /// for the given days (`"1"` or `"1,2"`).
     pub fn serve_alma(size: &Size, days: &str) -> Result<ServerChild, BenchError> {
-        ServerChild::spawn(&[
-            "serve-alma".into(),
-            "--seed".into(),
-            size.seed.to_string(),
-            "--fines".into(),
-            size.fines.to_string(),
-            "--transactions".into(),
-            size.transactions.to_string(),
-            "--patrons".into(),
-            size.patrons.to_string(),
-            "--days".into(),
-            days.into(),
-        ])
+        let mut args = vec!["serve-alma".to_string()];
+        args.extend(size_args(size));
+        args.extend(["--days".to_string(), days.to_string()]);
+        ServerChild::spawn(&args)
     }
 
     /// Starts `abs-bench <args>` and waits for its `URL` line.
