@@ -27,6 +27,8 @@ mod sqlite;
 pub use mongo::{MongoConfig, MongoStore};
 pub use sqlite::SqliteStore;
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -343,6 +345,63 @@ pub trait FineStore: Send + Sync {
     async fn load(&self, dump: &StoreDump) -> Result<(), StoreError>;
 }
 
+/// The ledgers of `fines`, put together from their records (a record of
+/// another fine is left out) and ordered as [`FineLedger`] documents.
+pub(crate) fn assemble_ledgers(
+    fines: Vec<Fine>,
+    alma: Vec<AlmaTransaction>,
+    lines: Vec<BursarAccountLine>,
+    bursar: Vec<BursarTransaction>,
+) -> Vec<FineLedger> {
+    let mut ledgers: BTreeMap<FineId, FineLedger> = fines
+        .into_iter()
+        .map(|fine| {
+            let ledger = FineLedger {
+                fine,
+                alma: Vec::new(),
+                lines: Vec::new(),
+                bursar: Vec::new(),
+            };
+            (ledger.fine.id.clone(), ledger)
+        })
+        .collect();
+    distribute(&mut ledgers, alma, |t| &t.fine_id, |l| &mut l.alma);
+    distribute(&mut ledgers, lines, |l| &l.reference, |l| &mut l.lines);
+    distribute(&mut ledgers, bursar, |t| &t.reference, |l| &mut l.bursar);
+    ledgers
+        .into_values()
+        .map(|mut ledger| {
+            sort_ledger(&mut ledger);
+            ledger
+        })
+        .collect()
+}
+
+/// Moves each record into its fine's ledger, each ledger's vector sized
+/// once: pushed one by one, a vector holds room for at least four, and a
+/// full re-import's 200,000 ledgers paid ~150 MiB for that slack.
+fn distribute<T>(
+    ledgers: &mut BTreeMap<FineId, FineLedger>,
+    records: Vec<T>,
+    fine_of: impl Fn(&T) -> &FineId,
+    part: impl Fn(&mut FineLedger) -> &mut Vec<T>,
+) {
+    let mut counts: BTreeMap<&FineId, usize> = BTreeMap::new();
+    for record in &records {
+        *counts.entry(fine_of(record)).or_default() += 1;
+    }
+    for (id, count) in counts {
+        if let Some(ledger) = ledgers.get_mut(id) {
+            part(ledger).reserve_exact(count);
+        }
+    }
+    for record in records {
+        if let Some(ledger) = ledgers.get_mut(fine_of(&record)) {
+            part(ledger).push(record);
+        }
+    }
+}
+
 /// Puts a ledger's parts in the order [`FineLedger`] documents.
 pub(crate) fn sort_ledger(ledger: &mut FineLedger) {
     ledger.alma.sort_by_key(|t| (t.created_at, t.key()));
@@ -400,4 +459,76 @@ pub(crate) fn sort_payment_records(records: &mut [PaymentRecord]) {
 pub(crate) fn first_duplicate<T: Ord + Clone>(items: &[T]) -> Option<T> {
     let mut seen = std::collections::BTreeSet::new();
     items.iter().find(|item| !seen.insert(*item)).cloned()
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::NaiveDate;
+    use sync_core::Money;
+    use sync_core::records::{AlmaTxnId, AlmaTxnType, FeeType, ItemDetails};
+
+    use super::*;
+
+    fn fine(id: &str) -> Fine {
+        let at = NaiveDate::from_ymd_opt(2024, 12, 1)
+            .and_then(|d| d.and_hms_opt(10, 0, 0))
+            .unwrap_or_default();
+        Fine {
+            id: FineId::new(id),
+            patron_id: PatronId::new("P1"),
+            loan_id: None,
+            fee_type: FeeType::OverdueFine,
+            closed: false,
+            created_at: at,
+            status_at: at,
+            original_amount: Money::from_cents(500),
+            remaining_amount: Money::from_cents(500),
+            comment: None,
+            item: ItemDetails::default(),
+        }
+    }
+
+    fn txn(id: &str, fine: &Fine, minutes: i64) -> AlmaTransaction {
+        AlmaTransaction {
+            id: Some(AlmaTxnId::new(id)),
+            fine_id: fine.id.clone(),
+            kind: AlmaTxnType::Fine,
+            amount: Money::from_cents(100),
+            created_at: fine.created_at + chrono::TimeDelta::minutes(minutes),
+            note: None,
+            pending: false,
+            source_credit_fine: None,
+        }
+    }
+
+    /// Each ledger gets its own records, ordered, in vectors of exactly
+    /// their size; a record of a fine not asked for is left out.
+    #[test]
+    fn ledgers_are_assembled_in_vectors_of_their_size() {
+        let (f1, f2) = (fine("F1"), fine("F2"));
+        let alma = vec![
+            txn("T3", &f1, 3),
+            txn("T9", &fine("F9"), 0),
+            txn("T1", &f1, 1),
+            txn("T2", &f2, 2),
+        ];
+        let ledgers = assemble_ledgers(vec![f2.clone(), f1.clone()], alma, vec![], vec![]);
+
+        let ids: Vec<(&str, Vec<&str>)> = ledgers
+            .iter()
+            .map(|l| {
+                let alma = l
+                    .alma
+                    .iter()
+                    .filter_map(|t| t.id.as_ref())
+                    .map(|id| id.0.as_str());
+                (l.fine.id.as_str(), alma.collect())
+            })
+            .collect();
+        assert_eq!(ids, [("F1", vec!["T1", "T3"]), ("F2", vec!["T2"])]);
+        for ledger in &ledgers {
+            assert_eq!(ledger.alma.capacity(), ledger.alma.len());
+            assert_eq!(ledger.lines.capacity(), 0);
+        }
+    }
 }

@@ -77,7 +77,8 @@ use sync_core::records::{
 
 use crate::{
     ChangeSet, ExportCommit, ExportItem, FineLedger, FineStore, StoreDump, StoreError,
-    first_duplicate, job_kind_name, job_status_name, sort_dump, sort_ledger, sort_payment_records,
+    assemble_ledgers, first_duplicate, job_kind_name, job_status_name, sort_dump,
+    sort_payment_records,
 };
 
 /// Upserts per `update` command.
@@ -625,55 +626,22 @@ impl MongoStore {
             FINES,
             self.find_in(session, FINES, "_id", &keys, &none).await?,
         )?;
-        let mut ledgers: BTreeMap<FineId, FineLedger> = fines
-            .into_iter()
-            .map(|fine| {
-                let ledger = FineLedger {
-                    fine: fine.clone(),
-                    alma: Vec::new(),
-                    lines: Vec::new(),
-                    bursar: Vec::new(),
-                };
-                (fine.id, ledger)
-            })
-            .collect();
-        let stored: Vec<Bson> = ledgers.keys().map(|id| Bson::from(id.as_str())).collect();
+        let stored: Vec<Bson> = fines.iter().map(|f| Bson::from(f.id.as_str())).collect();
         let alma: Vec<AlmaTransaction> = self.parse_all(
             ALMA,
             self.find_in(session, ALMA, "fine_id", &stored, &none)
                 .await?,
         )?;
-        for txn in alma {
-            if let Some(ledger) = ledgers.get_mut(&txn.fine_id) {
-                ledger.alma.push(txn);
-            }
-        }
         let lines: Vec<BursarAccountLine> = self.parse_all(
             LINES,
             self.find_in(session, LINES, "_id", &stored, &none).await?,
         )?;
-        for line in lines {
-            if let Some(ledger) = ledgers.get_mut(&line.reference) {
-                ledger.lines.push(line);
-            }
-        }
         let bursar: Vec<BursarTransaction> = self.parse_all(
             BURSAR,
             self.find_in(session, BURSAR, "reference", &stored, &none)
                 .await?,
         )?;
-        for txn in bursar {
-            if let Some(ledger) = ledgers.get_mut(&txn.reference) {
-                ledger.bursar.push(txn);
-            }
-        }
-        Ok(ledgers
-            .into_values()
-            .map(|mut ledger| {
-                sort_ledger(&mut ledger);
-                ledger
-            })
-            .collect())
+        Ok(assemble_ledgers(fines, alma, lines, bursar))
     }
 
     /// Bursar transactions matching `filter`, with their lines, ordered.

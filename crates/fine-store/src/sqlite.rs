@@ -23,7 +23,6 @@
 //! rusqlite is blocking, so every call runs on tokio's blocking pool over
 //! one connection behind a mutex (SQLite serialises writers anyway).
 
-use std::collections::BTreeMap;
 use std::fmt::Display;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -41,7 +40,7 @@ use sync_core::records::{
 
 use crate::{
     ChangeSet, ExportCommit, ExportItem, FineLedger, FineStore, StoreDump, StoreError,
-    first_duplicate, job_kind_name, job_status_name, sort_ledger, sort_payment_records,
+    assemble_ledgers, first_duplicate, job_kind_name, job_status_name, sort_payment_records,
 };
 
 /// Schema steps, in order: entry `i` takes `user_version` from `i` to `i + 1`.
@@ -551,18 +550,6 @@ fn ledgers_of(conn: &Connection, ctx: &Ctx, ids: &[FineId]) -> Result<Vec<FineLe
             chunk,
             |key| format!("fine {key}"),
         )?;
-        let mut of_chunk: BTreeMap<FineId, FineLedger> = fines
-            .into_iter()
-            .map(|fine| {
-                let ledger = FineLedger {
-                    fine,
-                    alma: Vec::new(),
-                    lines: Vec::new(),
-                    bursar: Vec::new(),
-                };
-                (ledger.fine.id.clone(), ledger)
-            })
-            .collect();
         let alma: Vec<AlmaTransaction> = read_rows_in(
             conn,
             ctx,
@@ -570,11 +557,6 @@ fn ledgers_of(conn: &Connection, ctx: &Ctx, ids: &[FineId]) -> Result<Vec<FineLe
             chunk,
             alma_name,
         )?;
-        for txn in alma {
-            if let Some(ledger) = of_chunk.get_mut(&txn.fine_id) {
-                ledger.alma.push(txn);
-            }
-        }
         let lines: Vec<BursarAccountLine> = read_rows_in(
             conn,
             ctx,
@@ -582,11 +564,6 @@ fn ledgers_of(conn: &Connection, ctx: &Ctx, ids: &[FineId]) -> Result<Vec<FineLe
             chunk,
             |key| format!("account line {key}"),
         )?;
-        for line in lines {
-            if let Some(ledger) = of_chunk.get_mut(&line.reference) {
-                ledger.lines.push(line);
-            }
-        }
         let bursar: Vec<BursarTransaction> = read_rows_in(
             conn,
             ctx,
@@ -595,15 +572,7 @@ fn ledgers_of(conn: &Connection, ctx: &Ctx, ids: &[FineId]) -> Result<Vec<FineLe
             chunk,
             |key| format!("Bursar transaction {key}"),
         )?;
-        for txn in bursar {
-            if let Some(ledger) = of_chunk.get_mut(&txn.reference) {
-                ledger.bursar.push(txn);
-            }
-        }
-        ledgers.extend(of_chunk.into_values().map(|mut ledger| {
-            sort_ledger(&mut ledger);
-            ledger
-        }));
+        ledgers.extend(assemble_ledgers(fines, alma, lines, bursar));
     }
     Ok(ledgers)
 }
