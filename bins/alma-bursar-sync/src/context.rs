@@ -11,7 +11,7 @@ use alma_sim::SimulatedAlma;
 use chrono::{DateTime, NaiveDate, Utc};
 use fine_store::{FineStore, MongoStore, SqliteStore};
 use sftp_transport::{IfMissing, LocalDir, RemoteDir, SftpDir, TransportError};
-use sync_core::records::JobKind;
+use sync_core::records::{JobKind, JobStatus};
 
 use crate::config::{DropConfig, Settings, StoreConfig};
 use crate::error::AppError;
@@ -155,6 +155,30 @@ pub fn lock_runs(
         }
         Err(TryLockError::Error(e)) => Err(AppError::io("cannot lock", &path, e)),
     }
+}
+
+/// What a job left In Progress by a dead run is finished with.
+pub const DIED_UNRECORDED: &str = "the run that started this job ended without recording its end (it was killed, or the store went away); whatever it left undone is done by the next run of the stage";
+
+/// Marks failed the jobs that runs which died left In Progress: with the
+/// run lock held, no other run is working, so none of them is running.
+pub async fn settle_dead_runs(ctx: &Context) -> Result<(), AppError> {
+    let stale = ctx
+        .store
+        .jobs_in_progress()
+        .await
+        .map_err(AppError::StoreRead)?;
+    for mut job in stale {
+        tracing::warn!(job = job.seq, kind = ?job.kind, started = %job.started_at, "a job of a run that died is marked failed");
+        job.status = JobStatus::Failed;
+        job.finished_at = Some(ctx.clock.now.max(job.started_at));
+        job.error = Some(DIED_UNRECORDED.to_string());
+        ctx.store
+            .finish_job(&job)
+            .await
+            .map_err(AppError::StoreRead)?;
+    }
+    Ok(())
 }
 
 /// Refuses a store that has never completed a stage: it is new, or not

@@ -319,6 +319,7 @@ async fn stage_command(
     if !new_store {
         context::refuse_unused_store(&ctx).await?;
     }
+    context::settle_dead_runs(&ctx).await?;
     let (report, result) = stages::run(&mut ctx, command, stages).await;
     let text = report.text(&notify::host_name());
     print(&format!("{text}\n"))?;

@@ -541,6 +541,52 @@ fn a_second_run_on_a_store_in_use_is_refused() {
     assert!(out.contains("- import-alma-fines ok: "), "{out}");
 }
 
+/// A run killed mid-stage leaves its job In Progress; the next run, holding
+/// the run lock, knows that run is dead and marks the job failed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_left_in_progress_by_a_dead_run_is_marked_failed() {
+    use fine_store::{FineStore, SqliteStore};
+    use sync_core::records::{JobKind, JobStatus};
+
+    let (dir, config) = rehearsal();
+    let store_path = dir.path().join("state/alma-bursar-sync.sqlite3");
+    let killed_at = chrono::DateTime::parse_from_rfc3339("2024-12-09T05:00:00Z")
+        .unwrap()
+        .to_utc();
+    let dead = {
+        let store = SqliteStore::open(&store_path).unwrap();
+        store
+            .start_job(JobKind::BursExport, killed_at)
+            .await
+            .unwrap()
+    };
+
+    ok(&config, &["export-burs"]);
+
+    let store = SqliteStore::open(&store_path).unwrap();
+    assert!(store.jobs_in_progress().await.unwrap().is_empty());
+    let settled = store
+        .dump()
+        .await
+        .unwrap()
+        .jobs
+        .into_iter()
+        .find(|job| job.seq == dead.seq)
+        .unwrap();
+    assert_eq!(settled.status, JobStatus::Failed);
+    assert_eq!(
+        settled.error.as_deref(),
+        Some(
+            "the run that started this job ended without recording its end (it was killed, or \
+             the store went away); whatever it left undone is done by the next run of the stage"
+        )
+    );
+    assert_eq!(
+        settled.finished_at.map(|at| at.to_rfc3339()),
+        Some("2024-12-09T06:00:00+00:00".to_string())
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_run_summary_is_posted_to_the_webhook() {
     use wiremock::matchers::{header, method, path};

@@ -335,6 +335,11 @@ pub trait FineStore: Send + Sync {
     /// succeeded.
     async fn last_successful_job(&self, kind: JobKind) -> Result<Option<Job>, StoreError>;
 
+    /// The jobs still recorded In Progress, oldest first. A run that holds
+    /// the run lock knows these are of runs that died before recording
+    /// their end.
+    async fn jobs_in_progress(&self) -> Result<Vec<Job>, StoreError>;
+
     // ---- Backups (SPEC 8) ----
 
     /// Every record, ordered by natural key.

@@ -1411,6 +1411,18 @@ impl FineStore for MongoStore {
             .map_err(|fail| self.error("read the last successful job", fail))
     }
 
+    async fn jobs_in_progress(&self) -> Result<Vec<Job>, StoreError> {
+        let read = async {
+            let filter = doc! { "status": job_status_name(JobStatus::InProgress) };
+            let mut jobs: Vec<Job> =
+                self.parse_all(JOBS, self.find(&mut None, JOBS, filter).await?)?;
+            jobs.sort_by_key(|job| job.seq);
+            Ok(jobs)
+        };
+        read.await
+            .map_err(|fail| self.error("read the jobs in progress", fail))
+    }
+
     async fn dump(&self) -> Result<StoreDump, StoreError> {
         let read = async {
             let mut session = None;

@@ -1195,6 +1195,19 @@ impl FineStore for SqliteStore {
         .await
     }
 
+    async fn jobs_in_progress(&self) -> Result<Vec<Job>, StoreError> {
+        self.run("read the jobs in progress", move |conn, ctx| {
+            read_rows(
+                conn,
+                ctx,
+                "SELECT CAST(seq AS TEXT), record FROM jobs WHERE status = ?1 ORDER BY seq",
+                params![job_status_name(JobStatus::InProgress)],
+                |k| format!("job {k}"),
+            )
+        })
+        .await
+    }
+
     async fn dump(&self) -> Result<StoreDump, StoreError> {
         self.run("dump the store", dump_all).await
     }

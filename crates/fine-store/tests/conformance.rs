@@ -89,7 +89,7 @@ conformance!(
     unsent_exports_oldest_first_and_mark_sent,
     exports_of_fine_oldest_first,
     payment_records_upsert_and_lookup,
-    jobs_are_numbered_and_last_success_found,
+    jobs_are_numbered_and_found_by_status,
     dump_is_ordered_and_load_replaces_everything,
     load_with_a_duplicate_changes_nothing,
 );
@@ -782,7 +782,7 @@ async fn payment_records_upsert_and_lookup(store: &dyn FineStore) {
     assert_eq!(store.dump().await.unwrap().payments.len(), 4);
 }
 
-async fn jobs_are_numbered_and_last_success_found(store: &dyn FineStore) {
+async fn jobs_are_numbered_and_found_by_status(store: &dyn FineStore) {
     let first = store
         .start_job(JobKind::AlmaImport, utc("2024-03-04T01:00:00"))
         .await
@@ -845,14 +845,19 @@ async fn jobs_are_numbered_and_last_success_found(store: &dyn FineStore) {
             .unwrap(),
         Some(later.clone())
     );
-    assert_eq!(store.dump().await.unwrap().jobs, vec![done, later, third]);
     assert_eq!(
-        store
-            .start_job(JobKind::Backup, utc("2024-03-06T01:00:00"))
-            .await
-            .unwrap()
-            .seq,
-        4
+        store.dump().await.unwrap().jobs,
+        vec![done, later, third.clone()]
+    );
+    let fourth = store
+        .start_job(JobKind::Backup, utc("2024-03-06T01:00:00"))
+        .await
+        .unwrap();
+    assert_eq!(fourth.seq, 4);
+    assert_eq!(
+        store.jobs_in_progress().await.unwrap(),
+        vec![third, fourth],
+        "the unfinished ones, oldest first"
     );
 }
 
